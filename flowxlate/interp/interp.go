@@ -1,0 +1,367 @@
+// Package interp is the reference interpreter for flowxlate programs: it runs
+// one packet through an ir.Program, records a trace, the packets it
+// delivers, and the megaflow mask — every bit of the packet the run read, so
+// that every packet that agrees on those bits gets the same treatment.
+//
+// The interpreter knows nothing of any front end. What the generic pipeline
+// cannot decide (where an output goes, what connection tracking says) it asks
+// the Env; front-end operations come as ir.ExtOp values. An Interp is
+// immutable and safe for concurrent runs; each Run has its own state.
+package interp
+
+import (
+	"fmt"
+
+	"github.com/ovsbpf/ovsbpf/flowxlate/field"
+	"github.com/ovsbpf/ovsbpf/flowxlate/ir"
+	"github.com/ovsbpf/ovsbpf/flowxlate/trace"
+)
+
+// Env is the environment a packet runs in.
+type Env interface {
+	// Output handles ir.Output for the packet of c.
+	Output(c ir.ExecContext)
+	// Conntrack handles ir.CT. For a recirculating ct, c runs on a copy of
+	// the packet; Conntrack fills in its conntrack fields (and applies NAT)
+	// and returns the text of the trace node under which the lookup at
+	// ct.Table runs, or proceed=false to end that path. For a commit
+	// without recirculation c is the packet itself and text, if not
+	// empty, is traced as an action note.
+	Conntrack(c ir.ExecContext, ct *ir.CT) (text string, proceed bool)
+}
+
+// PipelineNamer is implemented by environments that title the trace node
+// for a jump to another pipeline (ir.Next with a Stage).
+type PipelineNamer interface {
+	EnterPipeline(c ir.ExecContext, to ir.PipelineID) string
+}
+
+// MaxDepth bounds nested table lookups in one run, so that a loop in the
+// pipeline (a patch-port cycle, a rule that resubmits to itself) ends with an
+// error instead of exhausting the stack. OVS bounds resubmit depth at 64;
+// logical pipelines of routers and switches chained through patch ports
+// nest deeper, one level per table.
+const MaxDepth = 1024
+
+// Interp runs packets through a program.
+type Interp struct {
+	prog *ir.Program
+	env  Env
+}
+
+// New returns an interpreter for prog in env.
+func New(prog *ir.Program, env Env) *Interp { return &Interp{prog: prog, env: env} }
+
+// Delivery is a packet leaving the pipeline.
+type Delivery struct {
+	Port string
+	Key  field.Key
+}
+
+// Result is what one run produced.
+type Result struct {
+	Trace      []*trace.Node
+	Mask       field.Mask
+	Deliveries []Delivery
+	Errors     []string
+}
+
+// Run runs start with a context on key, positioned at no pipeline; start
+// typically adds a pipeline node and calls At(...).Lookup().
+func (in *Interp) Run(key field.Key, start func(c ir.ExecContext)) *Result {
+	r := &run{in: in}
+	root := &trace.Node{}
+	k := key
+	start(&ctx{run: r, key: &k, node: root, table: -1})
+	r.res.Trace = root.Children
+	return &r.res
+}
+
+type run struct {
+	in    *Interp
+	res   Result
+	depth int
+}
+
+// ctx implements ir.ExecContext.
+type ctx struct {
+	run   *run
+	key   *field.Key
+	node  *trace.Node
+	pipe  *ir.Pipeline
+	pid   ir.PipelineID
+	table int
+	stack *[]field.Value
+}
+
+var _ ir.ExecContext = (*ctx)(nil)
+
+func (c *ctx) Read(s field.Subfield) field.Value {
+	c.run.res.Mask.AddField(s.Field, field.Range(s.Ofs, s.Bits))
+	return c.key.GetSub(s)
+}
+
+func (c *ctx) Write(s field.Subfield, v field.Value) { c.key.SetSub(s, v) }
+func (c *ctx) Key() *field.Key                       { return c.key }
+func (c *ctx) Pipeline() ir.PipelineID               { return c.pid }
+func (c *ctx) Table() int                            { return c.table }
+func (c *ctx) Env() any                              { return c.run.in.env }
+func (c *ctx) Trace(kind trace.Kind, text string)    { c.node.Add(kind, text) }
+func (c *ctx) SetAlwaysIndent()                      { c.node.AlwaysIndent = true }
+
+func (c *ctx) Sub(kind trace.Kind, text string) ir.ExecContext {
+	n := *c
+	n.node = c.node.Add(kind, text)
+	return &n
+}
+
+func (c *ctx) WithKey(key *field.Key) ir.ExecContext {
+	n := *c
+	n.key = key
+	return &n
+}
+
+func (c *ctx) At(id ir.PipelineID, table int) ir.ExecContext {
+	n := *c
+	n.pid = id
+	n.pipe = c.run.in.prog.Pipelines[id]
+	n.table = table
+	return &n
+}
+
+func (c *ctx) Deliver(port string) {
+	c.run.res.Deliveries = append(c.run.res.Deliveries, Delivery{Port: port, Key: *c.key})
+}
+
+func (c *ctx) Fail(text string) {
+	c.node.Add(trace.Error, text)
+	c.run.res.Errors = append(c.run.res.Errors, text)
+}
+
+// Lookup finds the rule that matches in the current table, skipping tables
+// whose only hit is a pass-through rule, and runs its actions.
+func (c *ctx) Lookup() {
+	if c.run.depth >= MaxDepth {
+		c.Fail(fmt.Sprintf("*** pipeline nested more than %d tables deep, dropping", MaxDepth))
+		return
+	}
+	c.run.depth++
+	defer func() { c.run.depth-- }()
+
+	table := c.table
+	var rule *ir.Rule
+	var tbl *ir.Table
+	for {
+		tbl, rule = c.match(table)
+		if rule == nil || !rule.IsPassThrough(table) {
+			break
+		}
+		table++
+	}
+	if rule == nil {
+		text := fmt.Sprintf("%2d. no match (implicit drop)", table)
+		if name := c.stageName(table, tbl); name != "" {
+			text = fmt.Sprintf("%2d. %s: no match (implicit drop)", table, name)
+		}
+		c.node.Add(trace.Table, text)
+		return
+	}
+	n := *c
+	n.table = table
+	n.node = c.node.Add(trace.Table, fmt.Sprintf("%2d. %s", table, rule.Origin.Describe()))
+	n.Exec(rule.Actions)
+}
+
+func (c *ctx) stageName(table int, tbl *ir.Table) string {
+	if tbl != nil {
+		return tbl.Name
+	}
+	return ""
+}
+
+func (c *ctx) match(table int) (*ir.Table, *ir.Rule) {
+	if c.pipe == nil {
+		return nil, nil
+	}
+	t := c.pipe.Lookup(table)
+	if t == nil {
+		return nil, nil
+	}
+	for _, r := range t.Rules {
+		if c.eval(r.Match) {
+			return t, r
+		}
+	}
+	return t, nil
+}
+
+func (c *ctx) eval(m ir.Match) bool {
+	switch m := m.(type) {
+	case ir.Bool:
+		return bool(m)
+	case *ir.Cmp:
+		c.run.res.Mask.AddField(m.Field, m.Mask)
+		return c.key.Get(m.Field).And(m.Mask) == m.Value
+	case *ir.Set:
+		v := c.key.Get(m.Field)
+		for _, g := range m.Groups {
+			c.run.res.Mask.AddField(m.Field, g.Mask)
+			if _, ok := g.Values[v.And(g.Mask)]; ok {
+				return true
+			}
+		}
+		return false
+	case *ir.Not:
+		return !c.eval(m.Term)
+	case *ir.And:
+		for _, t := range m.Terms {
+			if !c.eval(t) {
+				return false
+			}
+		}
+		return true
+	case *ir.Or:
+		for _, t := range m.Terms {
+			if c.eval(t) {
+				return true
+			}
+		}
+		return false
+	}
+	panic(fmt.Sprintf("interp: unknown match type %T", m))
+}
+
+// Exec runs a rule's actions. An empty list is a drop.
+func (c *ctx) Exec(actions []ir.Action) {
+	if len(actions) == 0 {
+		c.node.Add(trace.Action, "drop;")
+		return
+	}
+	var stack []field.Value
+	n := *c
+	n.stack = &stack
+	for _, a := range actions {
+		c.node.Add(trace.Action, a.Text())
+		n.exec(a)
+	}
+}
+
+func (c *ctx) exec(a ir.Action) {
+	switch a := a.(type) {
+	case *ir.SetField:
+		if a.Note != "" {
+			c.node.Add(trace.Modify, a.Note)
+		}
+		if c.prereqOK(field.Lookup(a.Dst.Field).Prereq) {
+			c.key.SetSub(a.Dst, a.Value)
+		}
+	case *ir.Move:
+		c.noteMove(a.DstName, a.From)
+		c.key.SetSub(a.Dst, c.Read(a.From))
+	case *ir.Exchange:
+		c.noteMove(a.AName, a.B)
+		c.noteMove(a.BName, a.A)
+		va, vb := c.Read(a.A), c.Read(a.B)
+		c.key.SetSub(a.A, vb)
+		c.key.SetSub(a.B, va)
+	case *ir.Push:
+		v := c.Read(a.From)
+		c.node.Add(trace.Modify, fmt.Sprintf("push(%s) -> %s", a.Name, v.Hex()))
+		*c.stack = append(*c.stack, v)
+	case *ir.Pop:
+		st := *c.stack
+		if len(st) == 0 {
+			c.node.Add(trace.Modify, fmt.Sprintf("pop(%s) <- /* empty stack */", a.Name))
+			return
+		}
+		v := st[len(st)-1]
+		*c.stack = st[:len(st)-1]
+		c.key.SetSub(a.Dst, v)
+		c.node.Add(trace.Modify, fmt.Sprintf("pop(%s) <- %s", a.Name, v.Hex()))
+	case *ir.DecTTL:
+		c.decTTL()
+	case *ir.Next:
+		c.next(a)
+	case *ir.Output:
+		c.run.in.env.Output(c)
+	case *ir.Clone:
+		k := *c.key
+		c.WithKey(&k).Sub(trace.Transformation, "clone").Exec(a.Body)
+	case *ir.CTClear:
+		for _, id := range []field.ID{field.CTState, field.CTZone, field.CTMark, field.CTLabel,
+			field.CTNwSrc, field.CTNwDst, field.CTIPv6Src, field.CTIPv6Dst,
+			field.CTNwProto, field.CTTpSrc, field.CTTpDst} {
+			c.key.Set(id, field.Value{})
+		}
+	case *ir.CT:
+		c.conntrack(a)
+	case *ir.Ext:
+		a.Op.Execute(c)
+	default:
+		c.Fail(fmt.Sprintf("*** unsupported action %T", a))
+	}
+}
+
+func (c *ctx) prereqOK(p field.Prereq) bool {
+	for _, id := range field.PrereqFields(p) {
+		c.run.res.Mask.AddField(id, field.Ones(field.Lookup(id).Bits))
+	}
+	return c.key.PrereqOK(p)
+}
+
+// noteMove traces "name = value" for a copy from src, as a change to the
+// packet; an empty name means the destination is pipeline state.
+func (c *ctx) noteMove(name string, src field.Subfield) {
+	if name == "" {
+		return
+	}
+	v := c.key.GetSub(src)
+	text := v.Hex()
+	if src.IsWhole() {
+		text = field.FormatValue(src.Field, v)
+	}
+	c.node.Add(trace.Modify, name+" = "+text)
+}
+
+func (c *ctx) decTTL() {
+	if !c.prereqOK(field.PrereqIP) {
+		c.Fail("*** TTL decrement of non-IP packet")
+		return
+	}
+	ttl := c.Read(field.Whole(field.IPTTL))
+	if ttl.IsZero() {
+		c.Fail("*** TTL underflow")
+		return
+	}
+	c.key.Set(field.IPTTL, field.U64(ttl.Lo-1))
+	c.node.Add(trace.Modify, "ip.ttl--")
+}
+
+func (c *ctx) next(a *ir.Next) {
+	if a.Stage == ir.SameStage || uint8(a.Stage) == c.pid.Stage {
+		c.At(c.pid, a.Table).Lookup()
+		return
+	}
+	to := ir.PipelineID{Domain: c.pid.Domain, Stage: uint8(a.Stage)}
+	var sub ir.ExecContext = c
+	if namer, ok := c.run.in.env.(PipelineNamer); ok {
+		sub = c.Sub(trace.Pipeline, namer.EnterPipeline(c, to))
+	}
+	sub.At(to, a.Table).Lookup()
+}
+
+func (c *ctx) conntrack(a *ir.CT) {
+	if !a.Recirc {
+		if text, _ := c.run.in.env.Conntrack(c, a); text != "" {
+			c.node.Add(trace.Action, text)
+		}
+		return
+	}
+	k := *c.key
+	fork := c.WithKey(&k)
+	text, proceed := c.run.in.env.Conntrack(fork, a)
+	if !proceed {
+		return
+	}
+	fork.Sub(trace.Transformation, text).At(c.pid, a.Table).Lookup()
+}
