@@ -195,34 +195,39 @@ func (c *ctx) match(table int) (*ir.Table, *ir.Rule) {
 	return t, nil
 }
 
-func (c *ctx) eval(m ir.Match) bool {
+func (c *ctx) eval(m ir.Match) bool { return Eval(m, c.key, &c.run.res.Mask) }
+
+// Eval evaluates m on the packet k and sets in mask every bit of k it read.
+// Evaluation short-circuits, so the bits recorded are those the result
+// depends on: every packet that agrees with k on them gives the same result.
+func Eval(m ir.Match, k *field.Key, mask *field.Mask) bool {
 	switch m := m.(type) {
 	case ir.Bool:
 		return bool(m)
 	case *ir.Cmp:
-		c.run.res.Mask.AddField(m.Field, m.Mask)
-		return c.key.Get(m.Field).And(m.Mask) == m.Value
+		mask.AddField(m.Field, m.Mask)
+		return k.Get(m.Field).And(m.Mask) == m.Value
 	case *ir.Set:
-		v := c.key.Get(m.Field)
+		v := k.Get(m.Field)
 		for _, g := range m.Groups {
-			c.run.res.Mask.AddField(m.Field, g.Mask)
+			mask.AddField(m.Field, g.Mask)
 			if _, ok := g.Values[v.And(g.Mask)]; ok {
 				return true
 			}
 		}
 		return false
 	case *ir.Not:
-		return !c.eval(m.Term)
+		return !Eval(m.Term, k, mask)
 	case *ir.And:
 		for _, t := range m.Terms {
-			if !c.eval(t) {
+			if !Eval(t, k, mask) {
 				return false
 			}
 		}
 		return true
 	case *ir.Or:
 		for _, t := range m.Terms {
-			if c.eval(t) {
+			if Eval(t, k, mask) {
 				return true
 			}
 		}

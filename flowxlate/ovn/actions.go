@@ -178,9 +178,28 @@ func setSrc(a ir.Action, src ir.Src) {
 	}
 }
 
+// keywords are the actions that start with a keyword rather than a field.
+var keywords = map[string]bool{
+	"next": true, "push": true, "pop": true, "output": true, "ip.ttl": true, "ct_next": true,
+	"ct_commit": true, "ct_dnat": true, "ct_snat": true, "ct_dnat_in_czone": true,
+	"ct_snat_in_czone": true, "ct_lb": true, "ct_lb_mark": true, "ct_clear": true,
+	"ct_commit_nat": true, "clone": true, "arp": true, "icmp4": true, "icmp4_error": true,
+	"icmp6": true, "icmp6_error": true, "tcp_reset": true, "sctp_abort": true, "nd_na": true,
+	"nd_na_router": true, "nd_ns": true, "reject": true, "igmp": true, "get_arp": true,
+	"get_nd": true, "put_arp": true, "put_nd": true, "set_queue": true, "log": true,
+	"set_meter": true, "trigger_event": true, "bind_vport": true, "handle_svc_check": true,
+	"handle_dhcpv6_reply": true, "handle_bfd_msg": true, "ct_snat_to_vip": true,
+	"put_fdb": true, "fwd_group": true, "commit_ecmp_nh": true, "commit_lb_aff": true,
+	"sample": true,
+}
+
 func (p *actionParser) parseKeyword() ir.Action {
 	lx := p.lx
 	name := lx.tok.s
+	if !keywords[name] {
+		lx.syntaxError("expecting action")
+		return nil
+	}
 	lx.next()
 	switch name {
 	case "next":
