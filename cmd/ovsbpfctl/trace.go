@@ -221,4 +221,3 @@ func writeTraceJSON(w io.Writer, res *ovn.TraceResult) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(jt)
 }
-
