@@ -280,6 +280,34 @@ func FormatFlow(k *field.Key) string {
 	case v6:
 		kw = "ipv6"
 	}
+	// Packet context first, as OVS prints it: only the non-zero fields.
+	if v := k.Get(field.PktMark); !v.IsZero() {
+		parts = append(parts, "pkt_mark="+v.Hex())
+	}
+	if v := k.Get(field.CTState); !v.IsZero() {
+		parts = append(parts, "ct_state="+field.FormatCTStateFlags(uint32(v.Lo), "|"))
+	}
+	if v := k.Get(field.CTZone); !v.IsZero() {
+		parts = append(parts, fmt.Sprintf("ct_zone=%d", v.Lo))
+	}
+	if v := k.Get(field.CTMark); !v.IsZero() {
+		parts = append(parts, "ct_mark="+v.Hex())
+	}
+	if v := k.Get(field.CTLabel); !v.IsZero() {
+		parts = append(parts, "ct_label="+v.Hex())
+	}
+	if k.Get(field.CTNwProto).Lo != 0 && k.Get(field.CTState).Lo&field.CSTrk != 0 {
+		if v6 {
+			add("ct_ipv6_src", field.CTIPv6Src)
+			add("ct_ipv6_dst", field.CTIPv6Dst)
+		} else {
+			add("ct_nw_src", field.CTNwSrc)
+			add("ct_nw_dst", field.CTNwDst)
+		}
+		add("ct_nw_proto", field.CTNwProto)
+		add("ct_tp_src", field.CTTpSrc)
+		add("ct_tp_dst", field.CTTpDst)
+	}
 	if kw != "" {
 		parts = append(parts, kw)
 	}
@@ -291,8 +319,8 @@ func FormatFlow(k *field.Key) string {
 	if v := k.Get(field.Metadata); !v.IsZero() {
 		parts = append(parts, "metadata="+v.Hex())
 	}
-	if v := k.Get(field.CTState); !v.IsZero() {
-		parts = append(parts, "ct_state="+field.FormatCTStateFlags(uint32(v.Lo), "|"))
+	if v := k.Get(field.InPort); !v.IsZero() {
+		parts = append(parts, fmt.Sprintf("in_port=%d", v.Lo))
 	}
 	parts = append(parts, fmt.Sprintf("vlan_tci=0x%04x", k.Get(field.VLANTCI).Lo))
 	add("dl_src", field.EthSrc)
