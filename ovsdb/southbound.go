@@ -175,7 +175,7 @@ func deref(s *string) string {
 func convertLogicalFlow(r *sbmodel.LogicalFlow) ovn.LogicalFlow {
 	return ovn.LogicalFlow{UUID: r.UUID, Datapath: deref(r.LogicalDatapath), DatapathGroup: deref(r.LogicalDpGroup),
 		Pipeline: r.Pipeline, TableID: r.TableID, Priority: r.Priority, Match: r.Match, Actions: r.Actions,
-		ExternalIDs: r.ExternalIDs}
+		StageName: r.ExternalIDs["stage-name"], Source: r.ExternalIDs["source"]}
 }
 
 func convertDPGroup(r *sbmodel.LogicalDPGroup) ovn.DatapathGroup {

@@ -254,8 +254,8 @@ func (c *ctx) Exec(actions []ir.Action) {
 func (c *ctx) exec(a ir.Action) {
 	switch a := a.(type) {
 	case *ir.SetField:
-		if a.Note != "" {
-			c.node.Add(trace.Modify, a.Note)
+		if a.Note != nil {
+			c.node.Add(trace.Modify, a.Note.String())
 		}
 		if c.prereqOK(field.Lookup(a.Dst.Field).Prereq) {
 			c.key.SetSub(a.Dst, a.Value)

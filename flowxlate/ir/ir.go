@@ -91,6 +91,16 @@ func (t *Table) Insert(r *Rule) {
 	t.Rules[i] = r
 }
 
+// Append adds r at the end, leaving the table unsorted until Sort: for
+// building a table from many rules at once.
+func (t *Table) Append(r *Rule) { t.Rules = append(t.Rules, r) }
+
+// Sort orders the rules by decreasing priority, keeping the order of rules
+// of equal priority.
+func (t *Table) Sort() {
+	sort.SliceStable(t.Rules, func(i, j int) bool { return t.Rules[i].Priority > t.Rules[j].Priority })
+}
+
 // Remove deletes r (compared by identity) and reports whether it was there.
 func (t *Table) Remove(r *Rule) bool {
 	for i, x := range t.Rules {
@@ -165,14 +175,15 @@ type Src string
 // Text returns the action's source text.
 func (s Src) Text() string { return string(s) }
 
-// SetField stores Value (right-aligned) into Dst. Note, if not empty, is the
-// line a trace shows for the packet change; front ends leave it empty for
-// changes to pipeline state such as registers.
+// SetField stores Value (right-aligned) into Dst. Note, if not nil, gives
+// the line a trace shows for the packet change; front ends leave it nil for
+// changes to pipeline state such as registers. It is a Stringer so that
+// front ends need not format it until a trace asks.
 type SetField struct {
 	Src
 	Dst   field.Subfield
 	Value field.Value
-	Note  string
+	Note  fmt.Stringer
 }
 
 // Move copies Src into Dst (same width). When DstName is not empty a trace

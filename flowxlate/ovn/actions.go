@@ -70,6 +70,7 @@ type actionParser struct {
 	scope    writeScope
 	depth    int
 	prereqs  *expr
+	required []string // prerequisites already in prereqs
 }
 
 // parseActions compiles s, the actions of a logical flow in table table of
@@ -84,12 +85,29 @@ func parseActions(s string, st symtab, pipeline, table int, dp *datapath, opts *
 	return acts, p.prereqs, nil
 }
 
+// addPrereq adds a built-in prerequisite of an action.
 func (p *actionParser) addPrereq(s string) {
-	e, err := parseExprString(s, p.st, nil, nil, 0)
-	if err != nil {
+	if err := p.require(s); err != nil {
 		panic(fmt.Sprintf("ovn: bad built-in prerequisite %q: %v", s, err))
 	}
+}
+
+// require adds prerequisite s to the flow's match, once: a conjunction
+// holds no matter how often a term repeats, and every field of ARP adds
+// "arp".
+func (p *actionParser) require(s string) error {
+	for _, x := range p.required {
+		if x == s {
+			return nil
+		}
+	}
+	e, err := p.st.parseAnnotated(s, nil)
+	if err != nil {
+		return err
+	}
+	p.required = append(p.required, s)
 	p.prereqs = combine(eAnd, p.prereqs, e)
+	return nil
 }
 
 func (p *actionParser) parseList(sentinel tokType) []ir.Action {
@@ -400,12 +418,10 @@ func (p *actionParser) parseFieldArg(bits int, rw bool) (fieldRef, bool) {
 func (p *actionParser) fieldPrereqs(f fieldRef) bool {
 	for s := f.sym; s != nil; s = s.parent {
 		if s.prereqs != "" {
-			e, err := p.st.parseAnnotated(s.prereqs, map[string]bool{})
-			if err != nil {
+			if err := p.require(s.prereqs); err != nil {
 				p.lx.error("%v", err)
 				return false
 			}
-			p.prereqs = combine(eAnd, p.prereqs, e)
 		}
 	}
 	return true
@@ -493,7 +509,7 @@ func (p *actionParser) parseLoad(lhs fieldRef) ir.Action {
 		lx.error("%s", err)
 		return nil
 	}
-	cs := &constSet{}
+	cs := newConstSet()
 	if !parseConst(lx, cs, nil) || !typeCheck(lx, lhs, cs) {
 		return nil
 	}
@@ -515,9 +531,19 @@ func (p *actionParser) parseLoad(lhs fieldRef) ir.Action {
 		}
 	}
 	if !field.IsRegister(dst.Field) {
-		sf.Note = lhs.String() + " = " + constString(c, lhs.sym.width == 0)
+		sf.Note = loadNote{lhs: lhs, c: c}
 	}
 	return sf
+}
+
+// loadNote is the trace line of a load: "eth.dst = 00:00:00:00:00:01".
+type loadNote struct {
+	lhs fieldRef
+	c   constant
+}
+
+func (n loadNote) String() string {
+	return n.lhs.String() + " = " + constString(n.c, n.lhs.sym.width == 0)
 }
 
 // maskedLoad expresses "f = value/mask" as stores to the runs of 1 bits in
@@ -644,7 +670,7 @@ func (p *actionParser) parseNested(prereq string, scope writeScope) []ir.Action 
 	inner := *p
 	inner.depth++
 	inner.scope = scope
-	inner.prereqs = nil
+	inner.prereqs, inner.required = nil, nil
 	body := inner.parseList(tRCurly)
 	if prereq != "" {
 		p.addPrereq(prereq)
@@ -1028,7 +1054,7 @@ func (p *actionParser) parseOptions(table map[string]genOpt, kind string) ([]opt
 		if !lx.force(tEquals) {
 			return nil, false
 		}
-		cs := &constSet{}
+		cs := newConstSet()
 		if lx.match(tLCurly) {
 			cs.curlies = true
 			for !lx.match(tRCurly) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/ovsbpf/ovsbpf/flowxlate/field"
 )
@@ -68,6 +69,7 @@ const (
 	eOr
 	eBool
 	eCond // is_chassis_resident("port")
+	eSet  // field == $address_set, kept unexpanded
 )
 
 // expr is a parsed match expression. Comparisons hold value and mask in
@@ -75,14 +77,54 @@ const (
 // for string fields.
 type expr struct {
 	kind  exprKind
-	sym   *symbol
 	op    relop
+	b     bool
+	not   bool // for eCond
+	sym   *symbol
 	value field.Value
 	mask  field.Value
 	str   string
 	subs  []*expr
-	b     bool
-	not   bool // for eCond
+	set   *setRef // for eSet
+}
+
+// setRef is what an eSet node compares: bits ofs..ofs+n-1 of its symbol
+// with the values of the named address set or port group.
+type setRef struct {
+	name   string
+	values []constant
+	ofs, n int
+}
+
+// minSetSize is the size from which "field == $set" stays one node through
+// annotation and compiles to a hash lookup, instead of a disjunction.
+const minSetSize = 8
+
+// expandSet turns an eSet node, in place, into the disjunction of
+// comparisons it stands for.
+func (e *expr) expandSet() {
+	subs := make([]*expr, 0, len(e.set.values))
+	for _, c := range e.set.values {
+		subs = append(subs, setCmp(e.sym, e.set.ofs, e.set.n, c))
+	}
+	*e = expr{kind: eOr, subs: subs}
+	if len(subs) == 0 {
+		*e = expr{kind: eBool, b: false}
+	}
+}
+
+// setCmp is the comparison of bits ofs..ofs+n-1 of sym with constant c.
+func setCmp(sym *symbol, ofs, n int, c constant) *expr {
+	if sym.width == 0 {
+		return &expr{kind: eCmp, sym: sym, op: rEq, str: c.str}
+	}
+	x := &expr{kind: eCmp, sym: sym, op: rEq, value: c.value.And(field.Ones(n)).Shl(ofs)}
+	if c.masked {
+		x.mask = c.mask.And(field.Ones(n)).Shl(ofs)
+	} else {
+		x.mask = field.Range(ofs, n)
+	}
+	return x
 }
 
 func newBool(b bool) *expr { return &expr{kind: eBool, b: b} }
@@ -108,6 +150,9 @@ func combine(kind exprKind, a, b *expr) *expr {
 
 // negate applies De Morgan's laws in place.
 func (e *expr) negate() {
+	if e.kind == eSet {
+		e.expandSet()
+	}
 	switch e.kind {
 	case eCmp:
 		e.op = e.op.invert()
@@ -129,7 +174,7 @@ func (e *expr) negate() {
 
 func (e *expr) level() level {
 	switch e.kind {
-	case eCmp:
+	case eCmp, eSet:
 		if e.sym.level == levelNominal {
 			return levelNominal
 		}
@@ -160,34 +205,38 @@ type constSet struct {
 	isString bool
 	values   []constant
 	curlies  bool
+	onlySet  string      // the address set that alone supplied values, if any
+	one      [1]constant // storage for the usual single value
+}
+
+func newConstSet() *constSet {
+	cs := &constSet{}
+	cs.values = cs.one[:0]
+	return cs
 }
 
 // Names resolves $address_set and @port_group references while parsing.
 // A nil Names resolves nothing.
 type Names interface {
 	AddressSet(name string) ([]constant, bool)
-	PortGroup(name string) ([]string, bool)
+	PortGroup(name string) ([]constant, bool)
 }
 
 const maxParenDepth = 100
 
 type exprParser struct {
-	lx     *lexer
-	st     symtab
-	names  Names
-	dpKey  int // datapath tunnel key, for per-datapath port group names
-	not    bool
-	depth  int
-	asRefs map[string]bool // address sets referenced, for incremental updates
-	pgRefs map[string]bool // port groups referenced
+	lx    *lexer
+	st    symtab
+	names Names
+	dpKey int // datapath tunnel key, for per-datapath port group names
+	not   bool
+	depth int
+	refs  *exprRefs // names referenced, for incremental updates; may be nil
 }
 
 // parseExprString parses s as a match expression.
 func parseExprString(s string, st symtab, names Names, refs *exprRefs, dpKey int) (*expr, error) {
-	p := &exprParser{lx: newLexer(s), st: st, names: names, dpKey: dpKey}
-	if refs != nil {
-		p.asRefs, p.pgRefs = refs.addressSets, refs.portGroups
-	}
+	p := &exprParser{lx: newLexer(s), st: st, names: names, dpKey: dpKey, refs: refs}
 	e := p.parse()
 	p.lx.forceEnd()
 	if p.lx.err != nil {
@@ -197,10 +246,10 @@ func parseExprString(s string, st symtab, names Names, refs *exprRefs, dpKey int
 }
 
 // exprRefs collects the names of address sets and port groups an
-// expression used.
+// expression used (with repeats).
 type exprRefs struct {
-	addressSets map[string]bool
-	portGroups  map[string]bool
+	addressSets []string
+	portGroups  []string
 }
 
 func (p *exprParser) parse() *expr {
@@ -304,7 +353,8 @@ func (p *exprParser) parsePrimary() (*expr, bool) {
 				lx.error("Explicit `!= 0' is required for inequality test of multibit field against 0.")
 				return nil, false
 			}
-			cs := &constSet{values: []constant{{format: fmtHex}}}
+			cs := newConstSet()
+			cs.values = append(cs.values, constant{format: fmtHex})
 			return p.makeCmp(f, rNe, cs), true
 		}
 		lx.next()
@@ -429,7 +479,7 @@ func parseField(lx *lexer, st symtab) (fieldRef, bool) {
 }
 
 func (p *exprParser) parseConstSet() *constSet {
-	cs := &constSet{}
+	cs := newConstSet()
 	if p.lx.match(tLCurly) {
 		cs.curlies = true
 		for !p.lx.match(tRCurly) {
@@ -475,11 +525,13 @@ func parseConst(lx *lexer, cs *constSet, p *exprParser) bool {
 		if !cs.setType(lx, true) {
 			return false
 		}
+		cs.onlySet = ""
 		cs.values = append(cs.values, constant{str: tok.s})
 	case tInteger, tMaskedInteger:
 		if !cs.setType(lx, false) {
 			return false
 		}
+		cs.onlySet = ""
 		cs.values = append(cs.values, constant{value: tok.value, mask: tok.mask, masked: tok.typ == tMaskedInteger, format: tok.format})
 	case tMacro:
 		var vals []constant
@@ -487,8 +539,8 @@ func parseConst(lx *lexer, cs *constSet, p *exprParser) bool {
 		if p != nil && p.names != nil {
 			vals, ok = p.names.AddressSet(tok.s)
 		}
-		if p != nil && p.asRefs != nil {
-			p.asRefs[tok.s] = true
+		if p != nil && p.refs != nil {
+			p.refs.addressSets = append(p.refs.addressSets, tok.s)
 		}
 		if !ok {
 			lx.syntaxError("expecting address set name")
@@ -497,21 +549,26 @@ func parseConst(lx *lexer, cs *constSet, p *exprParser) bool {
 		if !cs.setType(lx, false) {
 			return false
 		}
-		cs.values = append(cs.values, vals...)
+		if len(cs.values) == 0 {
+			// Share the set's values; the cap keeps appends from writing
+			// into them.
+			cs.values, cs.onlySet = vals[:len(vals):len(vals)], tok.s
+		} else {
+			cs.values, cs.onlySet = append(cs.values, vals...), ""
+		}
+		lx.next()
+		return true
 	case tPortGroup:
-		var ports []string
+		var ports []constant
 		ok := false
 		if p != nil && p.names != nil {
 			sbName := strconv.Itoa(p.dpKey) + "_" + tok.s
 			ports, ok = p.names.PortGroup(sbName)
-			if p.pgRefs != nil {
-				p.pgRefs[sbName] = true
-			}
 			if !ok {
 				ports, ok = p.names.PortGroup(tok.s)
 			}
-			if p.pgRefs != nil {
-				p.pgRefs[tok.s] = true
+			if p.refs != nil {
+				p.refs.portGroups = append(p.refs.portGroups, sbName, tok.s)
 			}
 		}
 		if !ok {
@@ -521,8 +578,10 @@ func parseConst(lx *lexer, cs *constSet, p *exprParser) bool {
 		if !cs.setType(lx, true) {
 			return false
 		}
-		for _, name := range ports {
-			cs.values = append(cs.values, constant{str: name})
+		if len(cs.values) == 0 {
+			cs.values, cs.onlySet = ports[:len(ports):len(ports)], "@"+tok.s
+		} else {
+			cs.values, cs.onlySet = append(cs.values, ports...), ""
 		}
 	default:
 		lx.syntaxError("expecting constant")
@@ -530,6 +589,22 @@ func parseConst(lx *lexer, cs *constSet, p *exprParser) bool {
 	}
 	lx.next()
 	return true
+}
+
+// cmpOf is the comparison of field f with one constant.
+func cmpOf(f fieldRef, r relop, c constant) *expr {
+	x := &expr{kind: eCmp, sym: f.sym, op: r}
+	if f.sym.width > 0 {
+		x.value = c.value.And(field.Ones(f.bits)).Shl(f.ofs)
+		if c.masked {
+			x.mask = c.mask.And(field.Ones(f.bits)).Shl(f.ofs)
+		} else {
+			x.mask = field.Range(f.ofs, f.bits)
+		}
+	} else {
+		x.str = c.str
+	}
+	return x
 }
 
 // width returns the minimum width of an integer constant.
@@ -609,11 +684,17 @@ func (p *exprParser) makeCmp(f fieldRef, r relop, cs *constSet) *expr {
 	if len(cs.values) == 0 {
 		return newBool(r == rNe)
 	}
-	var e *expr
+	if r == rEq && cs.onlySet != "" && f.sym.predicate == "" && len(cs.values) >= minSetSize {
+		return &expr{kind: eSet, sym: f.sym, op: rEq, set: &setRef{name: cs.onlySet, values: cs.values, ofs: f.ofs, n: f.bits}}
+	}
 	kind := eOr
 	if r != rEq {
 		kind = eAnd
 	}
+	if len(cs.values) == 1 {
+		return cmpOf(f, r, cs.values[0])
+	}
+	subs := make([]*expr, 0, len(cs.values))
 	for _, c := range cs.values {
 		x := &expr{kind: eCmp, sym: f.sym, op: r}
 		if f.sym.width > 0 {
@@ -626,8 +707,9 @@ func (p *exprParser) makeCmp(f fieldRef, r relop, cs *constSet) *expr {
 		} else {
 			x.str = c.str
 		}
-		e = combine(kind, e, x)
+		subs = append(subs, x)
 	}
+	e := &expr{kind: kind, subs: subs}
 	return e
 }
 
@@ -635,7 +717,9 @@ var errRecursive = errors.New("recursive symbol expansion")
 
 // annotate expands predicates and subfields and adds prerequisites, so that
 // every comparison is on a field (ovn-sb(5): a field's prerequisites must
-// hold wherever the field is used).
+// hold wherever the field is used). nesting, which tracks the symbols being
+// expanded to catch recursion, may be nil for expressions from outside the
+// symbol table.
 func (st symtab) annotate(e *expr, nesting map[string]bool) (*expr, error) {
 	return st.annotate1(e, true, nesting)
 }
@@ -644,6 +728,20 @@ func (st symtab) annotate1(e *expr, withPrereqs bool, nesting map[string]bool) (
 	switch e.kind {
 	case eCmp:
 		return st.annotateCmp(e, withPrereqs, nesting)
+	case eSet:
+		var pre *expr
+		if withPrereqs && e.sym.prereqs != "" {
+			var err error
+			if pre, err = st.parseAnnotated(e.sym.prereqs, nesting); err != nil {
+				return nil, err
+			}
+		}
+		// The node is from this parse, never shared: resolve in place.
+		for e.sym.parent != nil {
+			e.set.ofs += e.sym.parentOfs
+			e.sym = e.sym.parent
+		}
+		return combine(eAnd, e, pre), nil
 	case eAnd, eOr:
 		if withPrereqs {
 			if sym := uniqueSymbol(e); sym != nil {
@@ -657,25 +755,75 @@ func (st symtab) annotate1(e *expr, withPrereqs bool, nesting map[string]bool) (
 				}
 			}
 		}
-		subs := make([]*expr, 0, len(e.subs))
-		for _, s := range e.subs {
+		// Re-flatten as we go: an annotated term may have become a
+		// conjunction or disjunction of the same kind. Terms that come
+		// back unchanged are shared, so the input is never modified (it
+		// may hold cached expansions).
+		var subs []*expr
+		for i, s := range e.subs {
 			a, err := st.annotate1(s, withPrereqs, nesting)
 			if err != nil {
 				return nil, err
 			}
-			subs = append(subs, a)
+			if a == s && subs == nil {
+				continue
+			}
+			if subs == nil {
+				subs = make([]*expr, i, len(e.subs)+2)
+				copy(subs, e.subs[:i])
+			}
+			if a.kind == e.kind {
+				subs = append(subs, a.subs...)
+			} else {
+				subs = append(subs, a)
+			}
 		}
-		// Re-flatten: an annotated term may have become a conjunction.
-		var out *expr
-		for _, s := range subs {
-			out = combine(e.kind, out, s)
+		if subs == nil {
+			return e, nil
 		}
-		return out, nil
+		if len(subs) == 1 {
+			return subs[0], nil
+		}
+		return &expr{kind: e.kind, subs: subs}, nil
 	}
 	return e, nil
 }
 
+// parseAnnotated parses and annotates a prerequisite or predicate
+// expansion. Expansions do not depend on context, so each is parsed once
+// and shared: callers must not modify the result (clone it to negate it).
 func (st symtab) parseAnnotated(s string, nesting map[string]bool) (*expr, error) {
+	if e, ok := expansions.Load(s); ok {
+		return e.(*expr), nil
+	}
+	e, err := st.parseAnnotated1(s, nesting)
+	if err != nil {
+		return nil, err
+	}
+	expansions.Store(s, e)
+	return e, nil
+}
+
+// expansions caches parsed, annotated expansions by their text. The symbol
+// table is fixed, so they never change.
+var expansions sync.Map
+
+// clone returns a deep copy of e, which callers may then negate.
+func (e *expr) clone() *expr {
+	c := *e
+	if e.subs != nil {
+		c.subs = make([]*expr, len(e.subs))
+		for i, s := range e.subs {
+			c.subs[i] = s.clone()
+		}
+	}
+	return &c
+}
+
+func (st symtab) parseAnnotated1(s string, nesting map[string]bool) (*expr, error) {
+	if nesting == nil {
+		nesting = map[string]bool{}
+	}
 	e, err := parseExprString(s, st, nil, nil, 0)
 	if err == nil {
 		e, err = st.annotate(e, nesting)
@@ -688,11 +836,15 @@ func (st symtab) parseAnnotated(s string, nesting map[string]bool) (*expr, error
 
 func (st symtab) annotateCmp(e *expr, withPrereqs bool, nesting map[string]bool) (*expr, error) {
 	sym := e.sym
-	if nesting[sym.name] {
-		return nil, fmt.Errorf("Recursive expansion of symbol `%s': %w", sym.name, errRecursive)
+	// Recursion can only come from the symbol table's own expansions,
+	// which are annotated once, with a nesting map; see parseAnnotated.
+	if nesting != nil {
+		if nesting[sym.name] {
+			return nil, fmt.Errorf("Recursive expansion of symbol `%s': %w", sym.name, errRecursive)
+		}
+		nesting[sym.name] = true
+		defer delete(nesting, sym.name)
 	}
-	nesting[sym.name] = true
-	defer delete(nesting, sym.name)
 
 	var pre *expr
 	if withPrereqs && sym.prereqs != "" {
@@ -703,11 +855,11 @@ func (st symtab) annotateCmp(e *expr, withPrereqs bool, nesting map[string]bool)
 	}
 	switch {
 	case sym.parent != nil:
-		c := *e
-		c.sym = sym.parent
-		c.value = e.value.Shl(sym.parentOfs)
-		c.mask = e.mask.Shl(sym.parentOfs)
-		e = &c
+		// Subfield comparisons only come from this parse (cached
+		// expansions are already resolved), so resolve in place.
+		e.sym = sym.parent
+		e.value = e.value.Shl(sym.parentOfs)
+		e.mask = e.mask.Shl(sym.parentOfs)
 	case sym.predicate != "":
 		pred, err := st.parseAnnotated(sym.predicate, nesting)
 		if err != nil {
@@ -718,6 +870,7 @@ func (st symtab) annotateCmp(e *expr, withPrereqs bool, nesting map[string]bool)
 			positive = !positive
 		}
 		if !positive {
+			pred = pred.clone()
 			pred.negate()
 		}
 		e = pred
@@ -731,7 +884,7 @@ func (st symtab) annotateCmp(e *expr, withPrereqs bool, nesting map[string]bool)
 // uniqueSymbol returns the symbol every comparison in e uses, or nil.
 func uniqueSymbol(e *expr) *symbol {
 	switch e.kind {
-	case eCmp:
+	case eCmp, eSet:
 		return e.sym
 	case eAnd, eOr:
 		var sym *symbol
@@ -768,11 +921,24 @@ func simplify(e *expr, resident func(port string) bool) *expr {
 			return simplifyRelational(e)
 		}
 	case eAnd, eOr:
-		out := &expr{kind: e.kind, subs: make([]*expr, 0, len(e.subs))}
-		for _, s := range e.subs {
-			out.subs = append(out.subs, simplify(s, resident))
+		// Most terms come back unchanged; copy the list only if one
+		// does not. (The input may share subtrees with cached
+		// expansions, so it is never modified.)
+		var subs []*expr
+		for i, s := range e.subs {
+			n := simplify(s, resident)
+			if n != s && subs == nil {
+				subs = make([]*expr, i, len(e.subs))
+				copy(subs, e.subs[:i])
+			}
+			if subs != nil {
+				subs = append(subs, n)
+			}
 		}
-		return fix(out)
+		if subs == nil {
+			return fix(e)
+		}
+		return fix(&expr{kind: e.kind, subs: subs})
 	case eCond:
 		r := true
 		if resident != nil {
@@ -789,6 +955,16 @@ func fix(e *expr) *expr {
 		return e
 	}
 	shortCircuit := e.kind == eOr // true in an OR, false in an AND, decides
+	clean := len(e.subs) > 1
+	for _, s := range e.subs {
+		if s.kind == eBool || s.kind == e.kind {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return e
+	}
 	out := &expr{kind: e.kind}
 	for _, s := range e.subs {
 		if s.kind == eBool {

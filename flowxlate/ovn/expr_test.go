@@ -28,9 +28,9 @@ func (testNames) AddressSet(name string) ([]constant, bool) {
 	return nil, false
 }
 
-func (testNames) PortGroup(name string) ([]string, bool) {
+func (testNames) PortGroup(name string) ([]constant, bool) {
 	if name == "1_pg1" {
-		return []string{"p1", "p2"}, true
+		return []constant{{str: "p1"}, {str: "p2"}}, true
 	}
 	return nil, false
 }
@@ -67,7 +67,7 @@ func evalString(t *testing.T, s string, k field.Key) bool {
 	})
 	e, err := parseExprString(s, st, testNames{}, nil, 1)
 	require.NoError(t, err, s)
-	e, err = st.annotate(e, map[string]bool{})
+	e, err = st.annotate(e, nil)
 	require.NoError(t, err, s)
 	m := compileMatch(simplify(e, nil), w.datapaths["dp"])
 	var mask field.Mask

@@ -90,7 +90,9 @@ func (permissiveNames) AddressSet(name string) ([]constant, bool) {
 	}
 	return parseAddressSet([]string{"10.0.0.1", "192.168.0.0/16"}), true
 }
-func (permissiveNames) PortGroup(string) ([]string, bool) { return []string{"p1", "p3"}, true }
+func (permissiveNames) PortGroup(string) ([]constant, bool) {
+	return []constant{{str: "p1"}, {str: "p3"}}, true
+}
 
 func addSeeds(f *testing.F, col int) {
 	for _, c := range readCorpus(f) {
@@ -113,7 +115,7 @@ func FuzzParseMatch(f *testing.F) {
 		if err != nil {
 			return
 		}
-		e, err = st.annotate(e, map[string]bool{})
+		e, err = st.annotate(e, nil)
 		if err != nil {
 			return
 		}

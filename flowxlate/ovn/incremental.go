@@ -64,6 +64,7 @@ func (t *Translator) Apply(ch *Change) error {
 	if t.prog == nil {
 		return t.Load(&ch.Updated)
 	}
+	t.ensureIndexes()
 	up, del := &ch.Updated, ch.Deleted
 	affected := map[string]bool{}
 	mark := func(set map[string]bool) {
@@ -179,6 +180,9 @@ func (t *Translator) applyRows(ch *Change) {
 	upsert(&t.sb.DHCPv6Options, up.DHCPv6Options, del[TableDHCPv6Options], func(r *DHCPOption) string { return r.UUID })
 }
 
+// dependsOnDatapath reports whether a flow names ports or port groups,
+// whose meaning depends on the datapath.
 func dependsOnDatapath(lf *LogicalFlow) bool {
-	return strings.ContainsAny(lf.Match, "\"@") || strings.ContainsAny(lf.Actions, "\"@")
+	return strings.IndexByte(lf.Match, '"') >= 0 || strings.IndexByte(lf.Match, '@') >= 0 ||
+		strings.IndexByte(lf.Actions, '"') >= 0 || strings.IndexByte(lf.Actions, '@') >= 0
 }

@@ -63,7 +63,8 @@ type LogicalFlow struct {
 	Priority      int
 	Match         string
 	Actions       string
-	ExternalIDs   map[string]string
+	StageName     string // external_ids:stage-name, e.g. "ls_in_acl"
+	Source        string // external_ids:source, where in ovn-northd the flow comes from
 }
 
 // DatapathGroup is a Logical_DP_Group row; Datapaths holds Datapath_Binding

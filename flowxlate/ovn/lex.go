@@ -320,7 +320,13 @@ func lexToken(in string, p int) (tok token, start, end int) {
 	case '-':
 		return two('-', tDecrement, tHyphen)
 	case '$', '@', '^':
-		typ := map[byte]tokType{'$': tMacro, '@': tPortGroup, '^': tTemplate}[c]
+		typ := tMacro
+		switch c {
+		case '@':
+			typ = tPortGroup
+		case '^':
+			typ = tTemplate
+		}
 		if p+1 >= len(in) || !isID1(in[p+1]) || in[p+1] == '.' {
 			return errTok("`%c' must be followed by a valid identifier.", c), start, p + 1
 		}

@@ -19,10 +19,11 @@ func (t *Translator) parseMicroflow(s string, dp *datapath) (field.Key, error) {
 	if err != nil {
 		return key, err
 	}
-	e, err = t.st.annotate(e, map[string]bool{})
+	e, err = t.st.annotate(e, nil)
 	if err != nil {
 		return key, err
 	}
+	expandSets(e)
 	annotated := formatExpr(e)
 	e = simplify(e, nil)
 
@@ -105,6 +106,18 @@ func (t *Translator) parseMicroflow(s string, dp *datapath) (field.Key, error) {
 		return field.Key{}, fmt.Errorf("Constraints are ambiguous: %s.", annotated)
 	}
 	return key, nil
+}
+
+// expandSets replaces every address-set node in e by its disjunction.
+func expandSets(e *expr) {
+	switch e.kind {
+	case eSet:
+		e.expandSet()
+	case eAnd, eOr:
+		for _, s := range e.subs {
+			expandSets(s)
+		}
+	}
 }
 
 type tristate uint8
@@ -193,6 +206,10 @@ func formatExpr(e *expr) string {
 
 func writeExpr(b *strings.Builder, e *expr) {
 	switch e.kind {
+	case eSet:
+		c := e.clone()
+		c.expandSet()
+		writeExpr(b, c)
 	case eBool:
 		if e.b {
 			b.WriteString("1")

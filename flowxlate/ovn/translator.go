@@ -60,12 +60,13 @@ type Translator struct {
 	pgRefs map[string]map[string]bool // port group name → flow UUIDs
 	dpRefs map[string]map[string]bool // datapath UUID → flow UUIDs placed in it
 	cache  map[compileKey]*compiled
+	bulk   bool // building from scratch: append rules, sort tables at the end
 }
 
 // compiledFlow is what one logical flow contributed to the program.
 type compiledFlow struct {
 	lf     *LogicalFlow
-	origin *lflowOrigin
+	origin lflowOrigin
 	placed []placedRule
 	skips  []Skip
 	refs   exprRefs
@@ -81,7 +82,6 @@ type compileKey struct {
 	pipeline       int
 	table          int
 	isSwitch       bool
-	dpKey          uint32 // 0 unless the flow's text depends on the datapath
 }
 
 type compiled struct {
@@ -125,15 +125,24 @@ func (t *Translator) rebuild() {
 	t.otabs = optionTablesFrom(&t.sb)
 	t.prog = ir.NewProgram()
 	t.flows = make(map[string]*compiledFlow, len(t.sb.LogicalFlows))
-	t.asRefs = map[string]map[string]bool{}
-	t.pgRefs = map[string]map[string]bool{}
-	t.dpRefs = map[string]map[string]bool{}
+	// The reference indexes serve incremental updates; Apply builds them
+	// when it first needs them.
+	t.asRefs, t.pgRefs, t.dpRefs = nil, nil, nil
 	t.cache = map[compileKey]*compiled{}
 	for _, dp := range t.w.datapaths {
 		t.addPipelines(dp)
 	}
+	t.bulk = true
 	for i := range t.sb.LogicalFlows {
 		t.addFlow(&t.sb.LogicalFlows[i])
+	}
+	t.bulk = false
+	for _, pl := range t.prog.Pipelines {
+		for _, tbl := range pl.Tables {
+			if tbl != nil {
+				tbl.Sort()
+			}
+		}
 	}
 	t.cache = nil // only needed while building
 	st := t.Stats()
@@ -197,8 +206,8 @@ func (t *Translator) flowDatapaths(lf *LogicalFlow) []*datapath {
 }
 
 func (t *Translator) addFlow(lf *LogicalFlow) {
-	cf := &compiledFlow{lf: lf, origin: &lflowOrigin{lf: lf, w: t.w},
-		refs: exprRefs{addressSets: map[string]bool{}, portGroups: map[string]bool{}}}
+	cf := &compiledFlow{lf: lf}
+	cf.origin = lflowOrigin{lf: lf, w: t.w}
 	t.flows[lf.UUID] = cf
 	skip := func(dp *datapath, reason string) {
 		s := Skip{UUID: lf.UUID, Pipeline: lf.Pipeline, Table: lf.TableID, Priority: lf.Priority,
@@ -226,48 +235,73 @@ func (t *Translator) addFlow(lf *LogicalFlow) {
 		skip(nil, "logical flow has no datapath")
 		return
 	}
-	dpDependent := strings.ContainsAny(lf.Match, "\"@") || strings.ContainsAny(lf.Actions, "\"@")
+	dpDependent := dependsOnDatapath(lf)
 	for _, dp := range dps {
 		key := compileKey{match: lf.Match, actions: lf.Actions, pipeline: pipeline, table: lf.TableID, isSwitch: dp.isSwitch}
+		var c *compiled
 		if dpDependent {
-			key.dpKey = dp.key
-		}
-		c := t.cache[key]
-		if c == nil {
+			c = t.compile(lf, pipeline, dp) // unique to this datapath
+		} else if c = t.cache[key]; c == nil {
 			c = t.compile(lf, pipeline, dp)
 			if t.cache != nil {
 				t.cache[key] = c
 			}
 		}
-		for n := range c.refs.addressSets {
-			cf.refs.addressSets[n] = true
-		}
-		for n := range c.refs.portGroups {
-			cf.refs.portGroups[n] = true
-		}
+		cf.refs.addressSets = append(cf.refs.addressSets, c.refs.addressSets...)
+		cf.refs.portGroups = append(cf.refs.portGroups, c.refs.portGroups...)
 		if c.err != nil {
 			skip(dp, c.err.Error())
 			continue
 		}
 		tbl := t.prog.Pipeline(dp.pipeline(pipeline), "").Table(lf.TableID)
 		if tbl.Name == "" {
-			tbl.Name = lf.ExternalIDs["stage-name"]
+			tbl.Name = lf.StageName
 		}
-		r := &ir.Rule{Priority: lf.Priority, Match: c.match, Actions: c.actions, Origin: cf.origin}
-		tbl.Insert(r)
+		r := &ir.Rule{Priority: lf.Priority, Match: c.match, Actions: c.actions, Origin: &cf.origin}
+		if t.bulk {
+			tbl.Append(r)
+		} else {
+			tbl.Insert(r)
+		}
 		cf.placed = append(cf.placed, placedRule{table: tbl, rule: r})
-		addRef(t.dpRefs, dp.uuid, lf.UUID)
 	}
-	for n := range cf.refs.addressSets {
-		addRef(t.asRefs, n, lf.UUID)
-	}
-	for n := range cf.refs.portGroups {
-		addRef(t.pgRefs, n, lf.UUID)
+	if t.asRefs != nil {
+		t.index(cf)
 	}
 	if len(cf.skips) > 0 {
 		s := cf.skips[0]
 		t.log.Warn("skipping logical flow", "uuid", lf.UUID, "datapath", s.Datapath, "pipeline", lf.Pipeline,
 			"table", lf.TableID, "priority", lf.Priority, "reason", s.Reason)
+	}
+}
+
+// ensureIndexes builds the indexes from names to the flows that use them,
+// if they do not exist yet.
+func (t *Translator) ensureIndexes() {
+	if t.asRefs != nil {
+		return
+	}
+	t.asRefs = map[string]map[string]bool{}
+	t.pgRefs = map[string]map[string]bool{}
+	t.dpRefs = map[string]map[string]bool{}
+	for _, cf := range t.flows {
+		t.index(cf)
+	}
+}
+
+// index records what cf depends on.
+func (t *Translator) index(cf *compiledFlow) {
+	u := cf.lf.UUID
+	for _, n := range cf.refs.addressSets {
+		addRef(t.asRefs, n, u)
+	}
+	for _, n := range cf.refs.portGroups {
+		addRef(t.pgRefs, n, u)
+	}
+	if dependsOnDatapath(cf.lf) {
+		for _, dp := range t.flowDatapaths(cf.lf) {
+			addRef(t.dpRefs, dp.uuid, u)
+		}
 	}
 }
 
@@ -289,21 +323,27 @@ func (t *Translator) removeFlow(uuid string) {
 	for _, p := range cf.placed {
 		p.table.Remove(p.rule)
 	}
-	for n := range cf.refs.addressSets {
+	if t.asRefs == nil {
+		delete(t.flows, uuid)
+		return
+	}
+	for _, n := range cf.refs.addressSets {
 		delete(t.asRefs[n], uuid)
 	}
-	for n := range cf.refs.portGroups {
+	for _, n := range cf.refs.portGroups {
 		delete(t.pgRefs[n], uuid)
 	}
-	for _, s := range t.dpRefs {
-		delete(s, uuid)
+	if dependsOnDatapath(cf.lf) {
+		for _, s := range t.dpRefs {
+			delete(s, uuid)
+		}
 	}
 	delete(t.flows, uuid)
 }
 
 // compile parses and compiles one logical flow for one datapath.
 func (t *Translator) compile(lf *LogicalFlow, pipeline int, dp *datapath) *compiled {
-	c := &compiled{refs: exprRefs{addressSets: map[string]bool{}, portGroups: map[string]bool{}}}
+	c := &compiled{}
 	names := worldNames{t.w}
 	m, err := parseExprString(lf.Match, t.st, names, &c.refs, int(dp.key))
 	if err != nil {
@@ -316,7 +356,7 @@ func (t *Translator) compile(lf *LogicalFlow, pipeline int, dp *datapath) *compi
 		return c
 	}
 	m = combine(eAnd, m, prereqs)
-	m, err = t.st.annotate(m, map[string]bool{})
+	m, err = t.st.annotate(m, nil)
 	if err != nil {
 		c.err = fmt.Errorf("match annotation failed: %w", err)
 		return c
@@ -335,14 +375,10 @@ func (n worldNames) AddressSet(name string) ([]constant, bool) {
 	return v, ok
 }
 
-func (n worldNames) PortGroup(name string) ([]string, bool) {
+func (n worldNames) PortGroup(name string) ([]constant, bool) {
 	v, ok := n.w.portGroups[name]
 	return v, ok
 }
-
-// minSetSize is the size from which a disjunction of exact comparisons on
-// one field compiles to a hash lookup instead of a list.
-const minSetSize = 8
 
 // compileMatch turns a simplified expression into an ir.Match, resolving
 // port names in dp.
@@ -352,21 +388,35 @@ func compileMatch(e *expr, dp *datapath) ir.Match {
 		return ir.Bool(e.b)
 	case eCmp:
 		if e.sym.width > 0 {
-			return &ir.Cmp{Field: e.sym.field, Value: e.value, Mask: e.mask}
+			return dp.w().intern(ir.Cmp{Field: e.sym.field, Value: e.value, Mask: e.mask})
 		}
 		key, ok := dp.portKey(e.str)
 		if !ok {
 			return ir.Bool(false)
 		}
-		c := &ir.Cmp{Field: e.sym.field, Value: field.U64(uint64(key)), Mask: field.Ones(32)}
+		c := dp.w().intern(ir.Cmp{Field: e.sym.field, Value: field.U64(uint64(key)), Mask: field.Ones(32)})
 		if e.op == rNe {
 			return &ir.Not{Term: c}
 		}
 		return c
+	case eSet:
+		return compileAddressSet(e, dp)
 	case eAnd:
-		terms := make([]ir.Match, len(e.subs))
-		for i, s := range e.subs {
-			terms[i] = compileMatch(s, dp)
+		terms := make([]ir.Match, 0, len(e.subs))
+	next:
+		for _, s := range e.subs {
+			m := compileMatch(s, dp)
+			// Comparisons are interned, so a repeated prerequisite
+			// (ip4.src and ip4.dst both require ip4) is the same pointer.
+			for _, t := range terms {
+				if t == m {
+					continue next
+				}
+			}
+			terms = append(terms, m)
+		}
+		if len(terms) == 1 {
+			return terms[0]
 		}
 		return &ir.And{Terms: terms}
 	case eOr:
@@ -406,6 +456,50 @@ func compileSet(e *expr) ir.Match {
 	return set
 }
 
+// setKey names a compiled comparison of a field's bits with an address set.
+type setKey struct {
+	field     field.ID
+	ofs, bits int
+	name      string
+	dp        uint32 // for port groups, whose names resolve per datapath
+}
+
+// compileAddressSet compiles "field == $set" once per world and shares the
+// result among every flow that uses it.
+func compileAddressSet(e *expr, dp *datapath) ir.Match {
+	w := dp.w()
+	k := setKey{e.sym.field, e.set.ofs, e.set.n, e.set.name, 0}
+	if e.sym.width == 0 {
+		k.dp = dp.key
+	}
+	if s, ok := w.setCache[k]; ok {
+		return s
+	}
+	set := &ir.Set{Field: e.sym.field}
+	if e.sym.width == 0 {
+		// A port group: the ports of this datapath.
+		for _, c := range e.set.values {
+			if key, ok := dp.portKey(c.str); ok {
+				set.Add(field.U64(uint64(key)), field.Ones(32))
+			}
+		}
+		if len(set.Groups) == 0 {
+			return ir.Bool(false)
+		}
+		w.setCache[k] = set
+		return set
+	}
+	for _, c := range e.set.values {
+		x := setCmp(e.sym, e.set.ofs, e.set.n, c)
+		if x.mask.IsZero() {
+			return ir.Bool(true) // a /0 member matches everything
+		}
+		set.Add(x.value, x.mask)
+	}
+	w.setCache[k] = set
+	return set
+}
+
 // lflowOrigin describes a logical flow in traces.
 type lflowOrigin struct {
 	lf *LogicalFlow
@@ -416,7 +510,7 @@ type lflowOrigin struct {
 func (o *lflowOrigin) Describe() string {
 	lf := o.lf
 	var b strings.Builder
-	stage, source := lf.ExternalIDs["stage-name"], lf.ExternalIDs["source"]
+	stage, source := lf.StageName, lf.Source
 	switch {
 	case stage != "" && source != "":
 		fmt.Fprintf(&b, "%s (%s): ", stage, source)

@@ -17,7 +17,7 @@ import (
 func testSwitch() *Southbound {
 	lf := func(uuid, pipeline string, table, prio int, match, actions, stage string) LogicalFlow {
 		return LogicalFlow{UUID: uuid, Datapath: "dp0", Pipeline: pipeline, TableID: table, Priority: prio,
-			Match: match, Actions: actions, ExternalIDs: map[string]string{"stage-name": stage}}
+			Match: match, Actions: actions, StageName: stage}
 	}
 	return &Southbound{
 		Datapaths: []Datapath{{UUID: "dp0", TunnelKey: 1, ExternalIDs: map[string]string{"name": "sw0", "logical-switch": "ls0"}}},

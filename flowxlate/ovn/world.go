@@ -14,13 +14,16 @@ import (
 // flows: datapaths, ports, multicast groups, MAC bindings, FDB entries,
 // load balancer VIPs, address sets and port groups, indexed for lookup.
 type world struct {
-	datapaths   map[string]*datapath // by Datapath_Binding UUID
-	dpByKey     map[uint32]*datapath
-	ports       map[string]*port // by logical port name
-	portsByUUID map[string]*port
-	addressSets map[string][]constant
-	portGroups  map[string][]string
-	vips        []lbVIP
+	datapaths    map[string]*datapath // by Datapath_Binding UUID
+	dpByKey      map[uint32]*datapath
+	ports        map[string]*port   // by logical port name
+	portsByName2 map[string][]*port // by external_ids:name
+	setCache     map[setKey]*ir.Set // compiled address-set comparisons
+	cmps         map[ir.Cmp]*ir.Cmp // every comparison compiled, shared
+	portsByUUID  map[string]*port
+	addressSets  map[string][]constant
+	portGroups   map[string][]constant // port names, as string constants
+	vips         []lbVIP
 }
 
 // datapath is one logical switch or router.
@@ -98,6 +101,17 @@ func (d *datapath) portKey(name string) (uint32, bool) {
 
 func (d *datapath) w() *world { return d.world }
 
+// intern returns the shared copy of c: flows repeat the same comparisons
+// (eth.type == 0x800, a port's key) many times.
+func (w *world) intern(c ir.Cmp) *ir.Cmp {
+	if p, ok := w.cmps[c]; ok {
+		return p
+	}
+	p := &c
+	w.cmps[c] = p
+	return p
+}
+
 // portName returns the name a trace shows for port key k of d.
 func (d *datapath) portName(k uint32) string {
 	if p := d.portsByKey[k]; p != nil {
@@ -154,31 +168,45 @@ func partialUUIDMatch(uuid, prefix string) int {
 }
 
 // lookupPort finds a port by name, by its external_ids:name, or by a
-// UUID prefix of at least 4 digits.
+// UUID prefix of at least 4 digits, as ovn-trace does.
 func (w *world) lookupPort(name string) *port {
 	if p := w.ports[name]; p != nil {
 		return p
 	}
 	var match *port
+	switch ps := w.portsByName2[name]; len(ps) {
+	case 0:
+	case 1:
+		match = ps[0]
+	default:
+		return nil // ambiguous
+	}
+	if !isPartialUUID(name) {
+		return match
+	}
 	for _, p := range w.ports {
-		if p.name2 != "" && p.name2 == name {
-			if match != nil {
+		if partialUUIDMatch(p.uuid, name) >= 4 || isUUID(p.name) && partialUUIDMatch(p.name, name) >= 4 {
+			if match != nil && match != p {
 				return nil
 			}
 			match = p
 		}
 	}
-	if len(name) >= 4 {
-		for _, p := range w.ports {
-			if partialUUIDMatch(p.uuid, name) >= 4 || isUUID(p.name) && partialUUIDMatch(p.name, name) >= 4 {
-				if match != nil && match != p {
-					return nil
-				}
-				match = p
-			}
+	return match
+}
+
+// isPartialUUID reports whether s could abbreviate a UUID: at least 4 hex
+// digits, with dashes where a UUID has them.
+func isPartialUUID(s string) bool {
+	if len(s) < 4 || len(s) > 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] != '-' && !isHex(s[i]) {
+			return false
 		}
 	}
-	return match
+	return true
 }
 
 // lookupDatapath finds a datapath by name, name2, or UUID prefix.
@@ -213,12 +241,15 @@ func (w *world) sortedDatapaths() []*datapath {
 // left out, as ovn-controller leaves them out.
 func buildWorld(sb *Southbound) *world {
 	w := &world{
-		datapaths:   map[string]*datapath{},
-		dpByKey:     map[uint32]*datapath{},
-		ports:       map[string]*port{},
-		portsByUUID: map[string]*port{},
-		addressSets: map[string][]constant{},
-		portGroups:  map[string][]string{},
+		datapaths:    map[string]*datapath{},
+		dpByKey:      map[uint32]*datapath{},
+		ports:        map[string]*port{},
+		portsByName2: map[string][]*port{},
+		setCache:     map[setKey]*ir.Set{},
+		cmps:         map[ir.Cmp]*ir.Cmp{},
+		portsByUUID:  map[string]*port{},
+		addressSets:  map[string][]constant{},
+		portGroups:   map[string][]constant{},
 	}
 	for _, d := range sb.Datapaths {
 		dp := &datapath{
@@ -269,6 +300,9 @@ func buildWorld(sb *Southbound) *world {
 			}
 		}
 		w.ports[p.name] = p
+		if p.name2 != "" {
+			w.portsByName2[p.name2] = append(w.portsByName2[p.name2], p)
+		}
 		w.portsByUUID[p.uuid] = p
 		if _, dup := dp.portsByKey[p.key]; !dup {
 			dp.portsByKey[p.key] = p
@@ -305,7 +339,11 @@ func buildWorld(sb *Southbound) *world {
 		w.addressSets[as.Name] = parseAddressSet(as.Addresses)
 	}
 	for _, pg := range sb.PortGroups {
-		w.portGroups[pg.Name] = pg.Ports
+		names := make([]constant, len(pg.Ports))
+		for i, n := range pg.Ports {
+			names[i] = constant{str: n}
+		}
+		w.portGroups[pg.Name] = names
 	}
 	for _, mb := range sb.MACBindings {
 		p := w.ports[mb.LogicalPort]
