@@ -111,12 +111,19 @@ func TestNormalize(t *testing.T) {
 	}
 }
 
-// run executes a program, bounded in time.
+// run executes a program, bounded in time, and returns its standard
+// output; on failure the error carries its standard error.
 func run(name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	return string(out), err
+	cmd := exec.CommandContext(ctx, name, args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out) + stderr.String(), fmt.Errorf("%s: %w: %s", name, err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), nil
 }
 
 // minCompared is the least number of microflows the suite compares.

@@ -15,8 +15,9 @@ import (
 
 // dbFlags are the options every command that reads the Southbound shares.
 type dbFlags struct {
-	remote  string
-	timeout time.Duration
+	remote      string
+	timeout     time.Duration
+	warnSkipped bool // say when logical flows were left out
 }
 
 func defaultSouthbound() string {
@@ -40,9 +41,18 @@ func (f *dbFlags) load(ctx context.Context) (*ovn.Translator, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := ovn.NewTranslator(ovn.Options{Logger: slog.Default()})
+	// Skipped flows are listed by "lflow check"; here one warning says
+	// how many there are, unless -v asked for each.
+	logger := slog.Default()
+	if !logger.Enabled(ctx, slog.LevelDebug) {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	tr := ovn.NewTranslator(ovn.Options{Logger: logger})
 	if err := tr.Load(sb); err != nil {
 		return nil, fmt.Errorf("building logical pipeline: %w", err)
+	}
+	if n := tr.Stats().Skipped; n > 0 && f.warnSkipped {
+		slog.Warn(fmt.Sprintf("%d logical flows do not compile and are left out; see ovsbpfctl lflow check", n))
 	}
 	return tr, nil
 }

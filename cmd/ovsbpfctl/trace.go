@@ -50,6 +50,7 @@ the backend --lb-dst names, or else the first one.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runTrace(cmd, &f, args) },
 	}
 	f.db.register(cmd)
+	f.db.warnSkipped = true
 	fl := cmd.Flags()
 	fl.StringArrayVar(&f.ct, "ct", nil, "connection state the next ct action returns (repeatable), e.g. new or est,rpl")
 	fl.StringVar(&f.lbDst, "lb-dst", "", "backend IP[:PORT] a load balancer chooses ([IPv6]:PORT for IPv6)")
@@ -199,6 +200,36 @@ func packetFields(k *field.Key) map[string]string {
 	return m
 }
 
+// megaflowFields returns one field per storage area of the field set, named
+// as the packet's protocol names it (tcp_src for TCP, icmp_type for ICMP,
+// arp_spa for ARP), so that a mask is listed once.
+func megaflowFields(pkt *field.Key) []*field.Desc {
+	type storage struct{ off, size, shift int }
+	chosen := map[storage]*field.Desc{}
+	var order []storage
+	all := field.All()
+	for i := range all {
+		d := &all[i]
+		if field.IsRegister(d.ID) && d.Bits != 32 {
+			continue // registers are listed as 32-bit regs
+		}
+		s := storage{d.Off, d.Size, d.Shift}
+		cur, seen := chosen[s]
+		switch {
+		case !seen:
+			chosen[s] = d
+			order = append(order, s)
+		case !pkt.PrereqOK(cur.Prereq) && pkt.PrereqOK(d.Prereq):
+			chosen[s] = d
+		}
+	}
+	out := make([]*field.Desc, 0, len(order))
+	for _, s := range order {
+		out = append(out, chosen[s])
+	}
+	return out
+}
+
 func writeTraceJSON(w io.Writer, res *ovn.TraceResult) error {
 	jt := jsonTrace{Packet: res.Flow, Errors: res.Errors, Megaflow: map[string]string{}, Trace: toJSONNodes(res.Trace)}
 	if jt.Errors == nil {
@@ -209,10 +240,7 @@ func writeTraceJSON(w io.Writer, res *ovn.TraceResult) error {
 		k := d.Key
 		jt.Outputs = append(jt.Outputs, jsonOutput{Port: d.Port, Packet: ovn.FormatFlow(&k), Fields: packetFields(&k)})
 	}
-	for _, d := range field.All() {
-		if field.IsRegister(d.ID) && d.Bits != 32 {
-			continue // registers are listed once, as 32-bit regs
-		}
+	for _, d := range megaflowFields(&res.Packet) {
 		if m := res.Mask.Get(d.ID); !m.IsZero() {
 			jt.Megaflow[d.Name] = m.Hex()
 		}

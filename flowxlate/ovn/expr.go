@@ -741,7 +741,7 @@ func (st symtab) annotate1(e *expr, withPrereqs bool, nesting map[string]bool) (
 			e.set.ofs += e.sym.parentOfs
 			e.sym = e.sym.parent
 		}
-		return combine(eAnd, e, pre), nil
+		return combine(eAnd, pre, e), nil
 	case eAnd, eOr:
 		if withPrereqs {
 			if sym := uniqueSymbol(e); sym != nil {
@@ -751,7 +751,7 @@ func (st symtab) annotate1(e *expr, withPrereqs bool, nesting map[string]bool) (
 					if err != nil {
 						return nil, err
 					}
-					e = combine(eAnd, e, pre)
+					e = combine(eAnd, pre, e)
 				}
 			}
 		}
@@ -875,8 +875,11 @@ func (st symtab) annotateCmp(e *expr, withPrereqs bool, nesting map[string]bool)
 		}
 		e = pred
 	}
+	// Prerequisites go first, so that evaluation checks the protocol
+	// before it reads a field that only exists for that protocol: the
+	// megaflow mask then holds only the bits the decision needed.
 	if pre != nil {
-		return combine(eAnd, e, pre), nil
+		return combine(eAnd, pre, e), nil
 	}
 	return e, nil
 }

@@ -355,7 +355,7 @@ func (t *Translator) compile(lf *LogicalFlow, pipeline int, dp *datapath) *compi
 		c.err = fmt.Errorf("parsing actions failed: %w", err)
 		return c
 	}
-	m = combine(eAnd, m, prereqs)
+	m = combine(eAnd, prereqs, m)
 	m, err = t.st.annotate(m, nil)
 	if err != nil {
 		c.err = fmt.Errorf("match annotation failed: %w", err)

@@ -184,7 +184,7 @@ func TestMicroflowErrors(t *testing.T) {
 	require.NoError(t, tr.Load(testSwitch()))
 	tests := []struct{ mf, want string }{
 		{"inport == \"p1\" && ip4 && ip6", "error parsing flow: Constraints are contradictory."},
-		{"inport == \"p1\" && tcp.dst == 80", "error parsing flow: Constraints are ambiguous: inport == \"p1\" && tcp.dst == 0x50 && ip.proto == 0x6 && (eth.type == 0x800 || eth.type == 0x86dd)."},
+		{"inport == \"p1\" && tcp.dst == 80", "error parsing flow: Constraints are ambiguous: inport == \"p1\" && (eth.type == 0x800 || eth.type == 0x86dd) && ip.proto == 0x6 && tcp.dst == 0x50."},
 		{"inport == \"p1\" && tcp.dst ==", "error parsing flow: Syntax error at end of input expecting constant."},
 	}
 	for _, tt := range tests {

@@ -90,3 +90,20 @@ echo "acls $((SWITCHES * ACLS_PER_GROUP))"
 echo "nb_build_s $(($(date +%s) - t0))"
 cd "$root"
 go run ./integration/flowxlatebench --db "unix:$dir/sb.sock" ${BENCH_ARGS:-}
+
+# Side by side with the peer: ovn-trace also reads the whole Southbound and
+# parses every logical flow before it traces one packet. Time one trace with
+# each tool on the same database, in this run.
+go build -o "$dir/ovsbpfctl" ./cmd/ovsbpfctl
+flow='inport == "vm0-1" && eth.src == 0a:00:00:00:00:01 && eth.dst == 0a:00:00:00:00:02 && ip4.src == 10.0.0.1 && ip4.dst == 10.0.0.2 && ip.ttl == 64 && tcp.dst == 1000'
+wall() { local t0 t1; t0=$(date +%s.%N); "$@" >"$dir/trace.out"; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l; }
+mine=$(wall "$dir/ovsbpfctl" trace --db "unix:$dir/sb.sock" --minimal ls0 "$flow")
+cp "$dir/trace.out" "$dir/mine.out"
+theirs=$(wall ovn-trace --db="unix:$dir/sb.sock" --minimal ls0 "$flow")
+if ! diff <(sed 1d "$dir/mine.out") <(sed 1d "$dir/trace.out") >&2; then
+	echo "bench-flowxlate: the traces differ" >&2
+	exit 1
+fi
+printf 'trace_wall_s_ovsbpfctl %.3f\n' "$mine"
+printf 'trace_wall_s_ovn_trace %.3f\n' "$theirs"
+printf 'trace_wall_ratio_ovn_trace_over_ovsbpfctl %.2f\n' "$(echo "$theirs / $mine" | bc -l)"
