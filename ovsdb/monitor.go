@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
 	"time"
 
@@ -180,36 +181,15 @@ func addRow(sb *ovn.Southbound, m model.Model) {
 	}
 }
 
+// rowUUID returns the UUID of a generated model: every one has a UUID
+// field.
 func rowUUID(m model.Model) string {
-	if u, ok := m.(interface{ GetUUID() string }); ok {
-		return u.GetUUID()
+	v := reflect.ValueOf(m)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return ""
 	}
-	// Generated models carry the UUID in their UUID field.
-	switch r := m.(type) {
-	case *sbmodel.LogicalFlow:
-		return r.UUID
-	case *sbmodel.LogicalDPGroup:
-		return r.UUID
-	case *sbmodel.DatapathBinding:
-		return r.UUID
-	case *sbmodel.PortBinding:
-		return r.UUID
-	case *sbmodel.MulticastGroup:
-		return r.UUID
-	case *sbmodel.MACBinding:
-		return r.UUID
-	case *sbmodel.AddressSet:
-		return r.UUID
-	case *sbmodel.PortGroup:
-		return r.UUID
-	case *sbmodel.LoadBalancer:
-		return r.UUID
-	case *sbmodel.FDB:
-		return r.UUID
-	case *sbmodel.DHCPOptions:
-		return r.UUID
-	case *sbmodel.DHCPv6Options:
-		return r.UUID
+	if f := v.Elem().FieldByName("UUID"); f.Kind() == reflect.String {
+		return f.String()
 	}
 	return ""
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 
 	"github.com/go-logr/logr"
@@ -107,60 +108,19 @@ func ReadSouthbound(ctx context.Context, remote string, logger *slog.Logger) (*o
 // snapshot converts the client's cache into a Southbound.
 func snapshot(ctx context.Context, c client.Client) (*ovn.Southbound, error) {
 	sb := &ovn.Southbound{}
-	var (
-		flows    []sbmodel.LogicalFlow
-		groups   []sbmodel.LogicalDPGroup
-		dps      []sbmodel.DatapathBinding
-		ports    []sbmodel.PortBinding
-		mcgroups []sbmodel.MulticastGroup
-		macs     []sbmodel.MACBinding
-		asets    []sbmodel.AddressSet
-		pgroups  []sbmodel.PortGroup
-		lbs      []sbmodel.LoadBalancer
-		fdbs     []sbmodel.FDB
-		dhcp     []sbmodel.DHCPOptions
-		dhcp6    []sbmodel.DHCPv6Options
-	)
-	for _, l := range []any{&flows, &groups, &dps, &ports, &mcgroups, &macs, &asets, &pgroups, &lbs, &fdbs, &dhcp, &dhcp6} {
-		if err := c.List(ctx, l); err != nil {
-			return nil, fmt.Errorf("listing %T: %w", l, err)
+	for _, rows := range []any{
+		&[]sbmodel.LogicalFlow{}, &[]sbmodel.LogicalDPGroup{}, &[]sbmodel.DatapathBinding{},
+		&[]sbmodel.PortBinding{}, &[]sbmodel.MulticastGroup{}, &[]sbmodel.MACBinding{},
+		&[]sbmodel.AddressSet{}, &[]sbmodel.PortGroup{}, &[]sbmodel.LoadBalancer{}, &[]sbmodel.FDB{},
+		&[]sbmodel.DHCPOptions{}, &[]sbmodel.DHCPv6Options{},
+	} {
+		if err := c.List(ctx, rows); err != nil {
+			return nil, fmt.Errorf("listing %T: %w", rows, err)
 		}
-	}
-	for i := range flows {
-		sb.LogicalFlows = append(sb.LogicalFlows, convertLogicalFlow(&flows[i]))
-	}
-	for i := range groups {
-		sb.DatapathGroups = append(sb.DatapathGroups, convertDPGroup(&groups[i]))
-	}
-	for i := range dps {
-		sb.Datapaths = append(sb.Datapaths, convertDatapath(&dps[i]))
-	}
-	for i := range ports {
-		sb.Ports = append(sb.Ports, convertPort(&ports[i]))
-	}
-	for i := range mcgroups {
-		sb.MulticastGroups = append(sb.MulticastGroups, convertMulticastGroup(&mcgroups[i]))
-	}
-	for i := range macs {
-		sb.MACBindings = append(sb.MACBindings, convertMACBinding(&macs[i]))
-	}
-	for i := range asets {
-		sb.AddressSets = append(sb.AddressSets, convertAddressSet(&asets[i]))
-	}
-	for i := range pgroups {
-		sb.PortGroups = append(sb.PortGroups, convertPortGroup(&pgroups[i]))
-	}
-	for i := range lbs {
-		sb.LoadBalancers = append(sb.LoadBalancers, convertLoadBalancer(&lbs[i]))
-	}
-	for i := range fdbs {
-		sb.FDBs = append(sb.FDBs, convertFDB(&fdbs[i]))
-	}
-	for i := range dhcp {
-		sb.DHCPOptions = append(sb.DHCPOptions, ovn.DHCPOption{UUID: dhcp[i].UUID, Name: dhcp[i].Name, Code: dhcp[i].Code, Type: dhcp[i].Type})
-	}
-	for i := range dhcp6 {
-		sb.DHCPv6Options = append(sb.DHCPv6Options, ovn.DHCPOption{UUID: dhcp6[i].UUID, Name: dhcp6[i].Name, Code: dhcp6[i].Code, Type: dhcp6[i].Type})
+		v := reflect.ValueOf(rows).Elem()
+		for i := 0; i < v.Len(); i++ {
+			addRow(sb, v.Index(i).Addr().Interface())
+		}
 	}
 	return sb, nil
 }

@@ -480,10 +480,8 @@ func (p *actionParser) parseSet() ir.Action {
 			return p.parseResult(lhs, fn, "udp", func(dst field.Subfield) ir.ExtOp { return dnsLookup{dst} })
 		case "check_pkt_larger":
 			return p.parseCheckPktLarger(lhs)
-		case "lookup_arp", "lookup_nd":
+		case "lookup_arp", "lookup_nd", "lookup_arp_ip", "lookup_nd_ip":
 			return p.parseLookupMACBind(lhs, fn)
-		case "lookup_arp_ip", "lookup_nd_ip":
-			return p.parseLookupMACBindIP(lhs, fn)
 		case "chk_lb_hairpin", "chk_lb_hairpin_reply":
 			reply := fn == "chk_lb_hairpin_reply"
 			return p.parseResult(lhs, fn, "", func(dst field.Subfield) ir.ExtOp {
@@ -950,54 +948,45 @@ func (p *actionParser) parsePutMACBind(name string) ir.Action {
 	return &ir.Ext{Op: noop{name}}
 }
 
+// parseLookupMACBind parses "dst = lookup_arp(port, ip, mac)" and
+// lookup_nd, and, without the mac argument, lookup_arp_ip and lookup_nd_ip.
 func (p *actionParser) parseLookupMACBind(lhs fieldRef, fn string) ir.Action {
 	width := 32
-	if fn == "lookup_nd" {
+	if strings.HasPrefix(fn, "lookup_nd") {
 		width = 128
 	}
+	withMAC := !strings.HasSuffix(fn, "_ip")
 	lx := p.lx
 	if err := typeCheckField(lhs, 1, true, p.scope); err != "" {
 		lx.error("%s", err)
 		return nil
 	}
-	lx.next()
-	lx.next()
+	lx.next() // the function name
+	lx.next() // (
+	op := lookupMACBind{dst: lhs.resolved(), withMAC: withMAC}
 	port, ok := p.parseFieldArg(0, false)
 	if !ok || !lx.force(tComma) {
 		return nil
 	}
 	ip, ok := p.parseFieldArg(width, false)
-	if !ok || !lx.force(tComma) {
+	if !ok {
 		return nil
 	}
-	mac, ok := p.parseFieldArg(48, false)
-	if !ok || !lx.force(tRParen) {
+	op.port, op.ip = port.resolved(), ip.resolved()
+	if withMAC {
+		if !lx.force(tComma) {
+			return nil
+		}
+		mac, ok := p.parseFieldArg(48, false)
+		if !ok {
+			return nil
+		}
+		op.mac = mac.resolved()
+	}
+	if !lx.force(tRParen) {
 		return nil
 	}
-	return &ir.Ext{Op: lookupMACBind{dst: lhs.resolved(), port: port.resolved(), ip: ip.resolved(), mac: mac.resolved(), withMAC: true}}
-}
-
-func (p *actionParser) parseLookupMACBindIP(lhs fieldRef, fn string) ir.Action {
-	width := 32
-	if fn == "lookup_nd_ip" {
-		width = 128
-	}
-	lx := p.lx
-	if err := typeCheckField(lhs, 1, true, p.scope); err != "" {
-		lx.error("%s", err)
-		return nil
-	}
-	lx.next()
-	lx.next()
-	port, ok := p.parseFieldArg(0, false)
-	if !ok || !lx.force(tComma) {
-		return nil
-	}
-	ip, ok := p.parseFieldArg(width, false)
-	if !ok || !lx.force(tRParen) {
-		return nil
-	}
-	return &ir.Ext{Op: lookupMACBind{dst: lhs.resolved(), port: port.resolved(), ip: ip.resolved()}}
+	return &ir.Ext{Op: op}
 }
 
 func (p *actionParser) parseGetFDB(lhs fieldRef) ir.Action {
