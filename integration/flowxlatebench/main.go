@@ -2,10 +2,13 @@
 // takes to parse and compile a Southbound database's logical flows into the
 // pipeline, on one core, and the process's peak memory while it does.
 //
-// It reads the Southbound (not timed), prints its size, then runs the
-// measurement in a child process with GOMAXPROCS=1 that loads the snapshot
-// from a file, so that reading the database does not count. Output is
-// "name value" lines; integration/bench/flowxlate.sh drives it.
+// It works in two steps so that neither reading the database nor the OVN
+// daemons compete with the measurement:
+//
+//	flowxlatebench -db REMOTE -save FILE   # read the Southbound, print its size, save it
+//	flowxlatebench -snapshot FILE          # measure, three times, each in a fresh process
+//
+// Output is "name value" lines; integration/bench/flowxlate.sh drives it.
 package main
 
 import (
@@ -29,18 +32,28 @@ import (
 	"github.com/ovsbpf/ovsbpf/ovsdb"
 )
 
+// measureRuns is how many times the translation is measured: on a shared
+// machine one run can be slowed by a neighbour, so the median is reported.
+const measureRuns = 3
+
 func main() {
 	db := flag.String("db", "", "Southbound remote to read")
-	snapshot := flag.String("measure", "", "internal: measure translation of this snapshot file")
+	save := flag.String("save", "", "with -db: save the snapshot to this file")
+	snapshot := flag.String("snapshot", "", "measure the translation of this saved snapshot")
+	once := flag.Bool("once", false, "with -snapshot: measure once, in this process (the child mode)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the translation to this file")
 	memProfile := flag.String("memprofile", "", "write a heap profile after the translation to this file")
-	keep := flag.String("keep", "", "also keep the snapshot in this file")
 	flag.Parse()
 	var err error
-	if *snapshot != "" {
+	switch {
+	case *db != "" && *save != "":
+		err = read(*db, *save)
+	case *snapshot != "" && *once:
 		err = measure(*snapshot, *cpuProfile, *memProfile)
-	} else {
-		err = parent(*db, *keep, *cpuProfile)
+	case *snapshot != "":
+		err = measureRepeatedly(*snapshot, *cpuProfile)
+	default:
+		err = fmt.Errorf("use -db REMOTE -save FILE, or -snapshot FILE")
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "flowxlatebench:", err)
@@ -48,7 +61,8 @@ func main() {
 	}
 }
 
-func parent(remote, keep, cpuProfile string) error {
+// read reads the Southbound, prints its size and saves it.
+func read(remote, path string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	sb, err := ovsdb.ReadSouthbound(ctx, remote, slog.Default())
@@ -58,75 +72,59 @@ func parent(remote, keep, cpuProfile string) error {
 	fmt.Printf("lflows %d\n", len(sb.LogicalFlows))
 	fmt.Printf("datapaths %d\n", len(sb.Datapaths))
 	fmt.Printf("port_bindings %d\n", len(sb.Ports))
-
-	f, err := os.CreateTemp("", "flowxlatebench-*.gob")
+	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name())
 	w := bufio.NewWriter(f)
 	if err := gob.NewEncoder(w).Encode(sb); err != nil {
-		return fmt.Errorf("writing snapshot: %w", err)
+		f.Close()
+		return fmt.Errorf("writing snapshot %s: %w", path, err)
 	}
 	if err := w.Flush(); err != nil {
+		f.Close()
 		return err
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if keep != "" {
-		b, err := os.ReadFile(f.Name())
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(keep, b, 0o644); err != nil {
-			return err
-		}
-	}
+	return f.Close()
+}
+
+// measureRepeatedly runs the measurement in fresh processes with
+// GOMAXPROCS=1 and reports the median time and the largest peak.
+func measureRepeatedly(path, cpuProfile string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	// Run the measurement three times, each in a fresh process, and report
-	// the median time and the largest peak: one run on a shared machine
-	// can be slowed by a neighbour.
 	var runs []map[string]string
+	times := make([]float64, 0, measureRuns)
+	peak := 0.0
 	for i := 0; i < measureRuns; i++ {
-		cmd := exec.Command(self, "-measure", f.Name(), "-cpuprofile", cpuProfile)
+		cmd := exec.Command(self, "-snapshot", path, "-once", "-cpuprofile", cpuProfile)
 		cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
 		if err != nil {
 			return fmt.Errorf("measuring: %w", err)
 		}
-		runs = append(runs, parseFigures(string(out)))
-	}
-	times := make([]float64, len(runs))
-	peak := 0.0
-	for i, r := range runs {
-		times[i], _ = strconv.ParseFloat(r["translate_s"], 64)
+		r := parseFigures(string(out))
+		runs = append(runs, r)
+		t, _ := strconv.ParseFloat(r["translate_s"], 64)
 		p, _ := strconv.ParseFloat(r["translate_peak_mb"], 64)
-		peak = max(peak, p)
+		times, peak = append(times, t), max(peak, p)
 		fmt.Printf("translate_s_run%d %s\n", i+1, r["translate_s"])
 	}
-	sort.Float64s(times)
-	median := runs[0]
-	for _, r := range runs {
-		if r["translate_s"] == strconv.FormatFloat(times[len(times)/2], 'f', 3, 64) {
-			median = r
-		}
-	}
+	first := runs[0]
 	for _, k := range []string{"gomaxprocs", "translate_rules", "translate_skipped", "snapshot_rss_mb", "pipeline_heap_mb"} {
-		fmt.Printf("%s %s\n", k, median[k])
+		fmt.Printf("%s %s\n", k, first[k])
 	}
-	fmt.Printf("translate_s %.3f\n", times[len(times)/2])
-	fmt.Printf("translate_us_per_lflow %.2f\n", times[len(times)/2]*1e6/float64(max(1, len(sb.LogicalFlows))))
+	sort.Float64s(times)
+	median := times[len(times)/2]
+	lflows, _ := strconv.Atoi(first["lflows"])
+	fmt.Printf("translate_s %.3f\n", median)
+	fmt.Printf("translate_us_per_lflow %.2f\n", median*1e6/float64(max(1, lflows)))
 	fmt.Printf("translate_peak_mb %.1f\n", peak)
 	return nil
 }
-
-// measureRuns is how many times the translation is measured.
-const measureRuns = 3
 
 // parseFigures reads "name value" lines.
 func parseFigures(out string) map[string]string {
@@ -151,7 +149,7 @@ func measure(path, cpuProfile, memProfile string) error {
 	err = gob.NewDecoder(bufio.NewReader(f)).Decode(sb)
 	f.Close()
 	if err != nil {
-		return fmt.Errorf("reading snapshot: %w", err)
+		return fmt.Errorf("reading snapshot %s: %w", path, err)
 	}
 	runtime.GC()
 	debug.FreeOSMemory()
@@ -189,6 +187,7 @@ func measure(path, cpuProfile, memProfile string) error {
 	var ms runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
+	fmt.Printf("lflows %d\n", st.LogicalFlows)
 	fmt.Printf("gomaxprocs %d\n", runtime.GOMAXPROCS(0))
 	fmt.Printf("translate_s %.3f\n", elapsed.Seconds())
 	fmt.Printf("translate_peak_mb %.1f\n", float64(peak)/1024)
