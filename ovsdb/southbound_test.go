@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -107,6 +108,20 @@ func TestReadSouthbound(t *testing.T) {
 	tr := ovn.NewTranslator(ovn.Options{})
 	require.NoError(t, tr.Load(sb))
 	require.Empty(t, tr.Skipped())
+}
+
+// The reader speaks TCP as well as unix sockets.
+func TestReadSouthboundTCP(t *testing.T) {
+	sb := ovntest.StartServerTCP(t, "sb", ovntest.SBSchema)
+	out, err := exec.Command("ovn-sbctl", "--db="+sb.Remote(), "create", "Datapath_Binding", "tunnel_key=7", "external_ids:name=sw7").CombinedOutput()
+	require.NoError(t, err, string(out))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, err := ReadSouthbound(ctx, sb.TCPRemote(), testLogger(t))
+	require.NoError(t, err)
+	require.Len(t, got.Datapaths, 1)
+	require.Equal(t, 7, got.Datapaths[0].TunnelKey)
+	require.Equal(t, strings.TrimSpace(string(out)), got.Datapaths[0].UUID)
 }
 
 func TestReadSouthboundErrors(t *testing.T) {

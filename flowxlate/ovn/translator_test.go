@@ -2,6 +2,7 @@ package ovn
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 
@@ -152,6 +153,32 @@ func TestApplyMatchesFullLoad(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A change recompiles only the flows it touches: the rules of every other
+// flow are the same objects afterwards.
+func TestApplyLeavesUntouchedFlowsAlone(t *testing.T) {
+	tr := NewTranslator(Options{})
+	require.NoError(t, tr.Load(testSwitch()))
+	before := map[string]*compiledFlow{}
+	for u, cf := range tr.flows {
+		before[u] = cf
+	}
+	// The address set is used by one flow (00000004); one flow changes.
+	require.NoError(t, tr.Apply(&Change{Updated: Southbound{
+		AddressSets:  []AddressSet{{UUID: "as1", Name: "blocked", Addresses: []string{"10.0.0.77"}}},
+		LogicalFlows: []LogicalFlow{{UUID: "00000005-0000-0000-0000-000000000000", Datapath: "dp0", Pipeline: "ingress", TableID: 2, Priority: 0, Match: "1", Actions: "next;"}},
+	}}))
+	var recompiled []string
+	for u, cf := range tr.flows {
+		if before[u] != cf {
+			recompiled = append(recompiled, u[:8])
+		}
+	}
+	sort.Strings(recompiled)
+	require.Equal(t, []string{"00000004", "00000005"}, recompiled)
+	require.Equal(t, "", outputs(mustTrace(t, tr, strings.Replace(toBlocked, "10.0.0.66", "10.0.0.77", 1))), "the new address is blocked")
+	require.Equal(t, "p2", outputs(mustTrace(t, tr, toBlocked)), "the old one no longer is")
 }
 
 func TestBadFlowsAreSkippedAndNamed(t *testing.T) {

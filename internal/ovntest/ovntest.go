@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,6 +99,7 @@ type Server struct {
 	dir, name string
 	db        string
 	sock      string
+	tcp       string // extra "ptcp:PORT:127.0.0.1" remote, if any
 	d         *daemon
 }
 
@@ -108,12 +110,37 @@ func (s *Server) Remote() string { return "unix:" + s.sock }
 func (s *Server) DBFile() string { return s.db }
 
 // StartServer creates a database from schema in a new directory under t's
-// temporary directory and serves it.
+// temporary directory and serves it on a unix socket.
 func StartServer(t testing.TB, name, schema string) *Server {
+	t.Helper()
+	return startServer(t, name, schema, "")
+}
+
+// StartServerTCP is StartServer with the database also served on loopback
+// TCP; TCPRemote returns its address.
+func StartServerTCP(t testing.TB, name, schema string) *Server {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a free loopback port: %v", err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return startServer(t, name, schema, fmt.Sprintf("ptcp:%d:127.0.0.1", port))
+}
+
+// TCPRemote returns the server's loopback TCP remote, tcp:127.0.0.1:PORT.
+func (s *Server) TCPRemote() string {
+	var port int
+	fmt.Sscanf(s.tcp, "ptcp:%d:", &port)
+	return fmt.Sprintf("tcp:127.0.0.1:%d", port)
+}
+
+func startServer(t testing.TB, name, schema, tcp string) *Server {
 	t.Helper()
 	RequireBinaries(t, "ovsdb-server", "ovsdb-tool", "ovsdb-client")
 	dir := t.TempDir()
-	s := &Server{dir: dir, name: name, db: filepath.Join(dir, name+".db"), sock: filepath.Join(dir, name+".sock")}
+	s := &Server{dir: dir, name: name, db: filepath.Join(dir, name+".db"), sock: filepath.Join(dir, name+".sock"), tcp: tcp}
 	if out, err := exec.Command("ovsdb-tool", "create", s.db, schema).CombinedOutput(); err != nil {
 		t.Fatalf("ovsdb-tool create %s: %v: %s", schema, err, out)
 	}
@@ -125,10 +152,12 @@ func StartServer(t testing.TB, name, schema string) *Server {
 // Start runs (or re-runs) the server and waits until it answers.
 func (s *Server) Start(t testing.TB) {
 	t.Helper()
-	s.d = &daemon{name: "ovsdb-server " + s.name, log: filepath.Join(s.dir, s.name+".log"), args: []string{
-		"ovsdb-server", "--remote=punix:" + s.sock, "--unixctl=" + filepath.Join(s.dir, s.name+".ctl"),
-		"--log-file=" + filepath.Join(s.dir, s.name+".log"), "--no-chdir", s.db,
-	}}
+	args := []string{"ovsdb-server", "--remote=punix:" + s.sock, "--unixctl=" + filepath.Join(s.dir, s.name+".ctl"),
+		"--log-file=" + filepath.Join(s.dir, s.name+".log"), "--no-chdir"}
+	if s.tcp != "" {
+		args = append(args, "--remote="+s.tcp)
+	}
+	s.d = &daemon{name: "ovsdb-server " + s.name, log: filepath.Join(s.dir, s.name+".log"), args: append(args, s.db)}
 	s.d.start(t)
 	waitFor(t, s.d, func() error {
 		return exec.Command("ovsdb-client", "--timeout=1", "list-dbs", s.Remote()).Run()
