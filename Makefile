@@ -5,7 +5,7 @@ GO ?= go
 export PATH := /usr/local/go/bin:$(PATH)
 FUZZTIME ?= 20s
 
-.PHONY: help build test setup unit fuzz generate lint bench-flowxlate demo clean
+.PHONY: help build test setup unit fuzz generate check-generated lint bench-flowxlate demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -17,7 +17,7 @@ build: ## build every package and the binaries into bin/
 setup: ## install the Debian packages the tests need and mount bpffs (as root)
 	./scripts/setup.sh
 
-test: setup lint unit fuzz ## everything CI runs: lint, all tests (no skips allowed), bounded fuzzing
+test: setup lint check-generated unit fuzz ## everything CI runs: lint, generated files, all tests (no skips allowed), bounded fuzzing
 
 unit: ## run all tests; a skipped test fails the run
 	$(GO) test -json -count=1 -timeout 20m ./... | $(GO) run ./internal/testreport
@@ -26,8 +26,13 @@ fuzz: ## fuzz both OVN parsers for FUZZTIME each
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMatch$$' -fuzztime $(FUZZTIME) ./flowxlate/ovn
 	$(GO) test -run '^$$' -fuzz '^FuzzParseActions$$' -fuzztime $(FUZZTIME) ./flowxlate/ovn
 
-generate: ## regenerate OVSDB models (and, later, eBPF objects)
+generate: ## regenerate the OVSDB models and the eBPF objects and bindings (needs clang-19)
 	$(GO) generate ./...
+
+check-generated: ## fail if the committed generated files differ from what make generate makes
+	$(GO) generate ./...
+	@git diff --exit-code --stat -- ovsdb bpf || { echo "generated files are stale: run make generate and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- ovsdb bpf)" || { git status --porcelain -- ovsdb bpf; echo "make generate made untracked files: commit them"; exit 1; }
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -10,5 +10,5 @@
 // when its context is cancelled.
 package ovsdb
 
-//go:generate go run github.com/ovn-org/libovsdb/cmd/modelgen -p sbmodel -o sbmodel schema/ovn-sb.ovsschema
-//go:generate go run github.com/ovn-org/libovsdb/cmd/modelgen -p vswitchmodel -o vswitchmodel schema/vswitch.ovsschema
+//go:generate go tool modelgen -p sbmodel -o sbmodel schema/ovn-sb.ovsschema
+//go:generate go tool modelgen -p vswitchmodel -o vswitchmodel schema/vswitch.ovsschema
