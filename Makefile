@@ -22,9 +22,10 @@ test: setup lint check-generated unit fuzz ## everything CI runs: lint, generate
 unit: ## run all tests; a skipped test fails the run
 	$(GO) test -json -count=1 -timeout 20m ./... | $(GO) run ./internal/testreport
 
-fuzz: ## fuzz both OVN parsers for FUZZTIME each
+fuzz: ## fuzz both OVN parsers and the eBPF packet parser for FUZZTIME each
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMatch$$' -fuzztime $(FUZZTIME) ./flowxlate/ovn
 	$(GO) test -run '^$$' -fuzz '^FuzzParseActions$$' -fuzztime $(FUZZTIME) ./flowxlate/ovn
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./bpf
 
 generate: ## regenerate the OVSDB models and the eBPF objects and bindings (needs clang-19)
 	$(GO) generate ./...

@@ -8,3 +8,4 @@
 package bpf
 
 //go:generate go tool bpf2go -cc clang-19 -target bpfel -go-package bpf -output-dir . -cflags "-O2 -g -Wall -Werror -fdebug-prefix-map=${PWD}=. -I/usr/include/x86_64-linux-gnu" HashCost hashcost.c
+//go:generate go tool bpf2go -cc clang-19 -target bpfel -go-package bpf -output-dir . -type ovsbpf_key -type ovsbpf_drop -type parse_result -cflags "-O2 -g -Wall -Werror -fdebug-prefix-map=${PWD}=. -I/usr/include/x86_64-linux-gnu -Iinclude" TestParse test_parse.c
