@@ -396,6 +396,20 @@ func (p *actionParser) parseNext() ir.Action {
 // parseFieldArg parses a field reference used by an action, adds its
 // prerequisites, and checks its width (0: string field) and writability.
 func (p *actionParser) parseFieldArg(bits int, rw bool) (fieldRef, bool) {
+	f, ok := p.parseLvalue()
+	if !ok {
+		return f, false
+	}
+	if err := typeCheckField(f, bits, rw, p.scope); err != "" {
+		p.lx.error("%s", err)
+		return f, false
+	}
+	return f, true
+}
+
+// parseLvalue parses a field an action reads or writes (not a predicate)
+// and adds its prerequisites to the flow's match.
+func (p *actionParser) parseLvalue() (fieldRef, bool) {
 	f, ok := parseField(p.lx, p.st)
 	if !ok {
 		return f, false
@@ -404,14 +418,7 @@ func (p *actionParser) parseFieldArg(bits int, rw bool) (fieldRef, bool) {
 		p.lx.error("Predicate symbol %s used where lvalue required.", f.sym.name)
 		return f, false
 	}
-	if !p.fieldPrereqs(f) {
-		return f, false
-	}
-	if err := typeCheckField(f, bits, rw, p.scope); err != "" {
-		p.lx.error("%s", err)
-		return f, false
-	}
-	return f, true
+	return f, p.fieldPrereqs(f)
 }
 
 // fieldPrereqs adds the prerequisites of f's symbol and its parents.
@@ -449,15 +456,8 @@ func typeCheckField(f fieldRef, bits int, rw bool, scope writeScope) string {
 // return a value into a field ("reg0[0] = lookup_arp(...)").
 func (p *actionParser) parseSet() ir.Action {
 	lx := p.lx
-	lhs, ok := parseField(lx, p.st)
+	lhs, ok := p.parseLvalue()
 	if !ok {
-		return nil
-	}
-	if lhs.sym.predicate != "" {
-		lx.error("Predicate symbol %s used where lvalue required.", lhs.sym.name)
-		return nil
-	}
-	if !p.fieldPrereqs(lhs) {
 		return nil
 	}
 	if lx.match(tExchange) {
@@ -583,15 +583,8 @@ func quoteString(s string) string {
 
 func (p *actionParser) parseAssignment(lhs fieldRef, exchange bool) ir.Action {
 	lx := p.lx
-	rhs, ok := parseField(lx, p.st)
+	rhs, ok := p.parseLvalue()
 	if !ok {
-		return nil
-	}
-	if rhs.sym.predicate != "" {
-		lx.error("Predicate symbol %s used where lvalue required.", rhs.sym.name)
-		return nil
-	}
-	if !p.fieldPrereqs(rhs) {
 		return nil
 	}
 	ls, rs := lhs.sym, rhs.sym
@@ -641,8 +634,8 @@ func (p *actionParser) parseAssignment(lhs fieldRef, exchange bool) ir.Action {
 func (p *actionParser) parsePushPop(push bool) ir.Action {
 	lx := p.lx
 	lx.force(tLParen)
-	f, ok := parseField(lx, p.st)
-	if !ok || !p.fieldPrereqs(f) {
+	f, ok := p.parseLvalue()
+	if !ok {
 		return nil
 	}
 	if err := typeCheckField(f, f.bits, !push, p.scope); err != "" {

@@ -115,16 +115,7 @@ func (e *expr) expandSet() {
 
 // setCmp is the comparison of bits ofs..ofs+n-1 of sym with constant c.
 func setCmp(sym *symbol, ofs, n int, c constant) *expr {
-	if sym.width == 0 {
-		return &expr{kind: eCmp, sym: sym, op: rEq, str: c.str}
-	}
-	x := &expr{kind: eCmp, sym: sym, op: rEq, value: c.value.And(field.Ones(n)).Shl(ofs)}
-	if c.masked {
-		x.mask = c.mask.And(field.Ones(n)).Shl(ofs)
-	} else {
-		x.mask = field.Range(ofs, n)
-	}
-	return x
+	return cmpOf(fieldRef{sym: sym, ofs: ofs, bits: n}, rEq, c)
 }
 
 func newBool(b bool) *expr { return &expr{kind: eBool, b: b} }
@@ -696,18 +687,7 @@ func (p *exprParser) makeCmp(f fieldRef, r relop, cs *constSet) *expr {
 	}
 	subs := make([]*expr, 0, len(cs.values))
 	for _, c := range cs.values {
-		x := &expr{kind: eCmp, sym: f.sym, op: r}
-		if f.sym.width > 0 {
-			x.value = c.value.And(field.Ones(f.bits)).Shl(f.ofs)
-			if c.masked {
-				x.mask = c.mask.And(field.Ones(f.bits)).Shl(f.ofs)
-			} else {
-				x.mask = field.Range(f.ofs, f.bits)
-			}
-		} else {
-			x.str = c.str
-		}
-		subs = append(subs, x)
+		subs = append(subs, cmpOf(f, r, c))
 	}
 	e := &expr{kind: kind, subs: subs}
 	return e
