@@ -381,3 +381,27 @@ func FuzzParse(f *testing.F) {
 		require.Equal(t, typ, be16(r.Key.N.EthType))
 	})
 }
+
+// The parser says where the headers are, for the actions that rewrite them.
+func TestParseOffsets(t *testing.T) {
+	p := loadParser(t)
+	tests := []struct {
+		name         string
+		frame        []byte
+		l3Off, l4Off uint16
+	}{
+		{"ipv4", frame(t, eth(layers.EthernetTypeIPv4), ipv4(layers.IPProtocolUDP), &layers.UDP{}), 14, 34},
+		{"vlan, ipv4", frame(t, eth(layers.EthernetTypeDot1Q), &layers.Dot1Q{Type: layers.EthernetTypeIPv4}, ipv4(layers.IPProtocolUDP), &layers.UDP{}), 18, 38},
+		{"ipv6 with a hop-by-hop header", frame(t, eth(layers.EthernetTypeIPv6), ipv6(layers.IPProtocolIPv6HopByHop), gopacket.Payload(concat(hopByHop(17), udpHeader(1, 2)))), 14, 62},
+		{"arp", frame(t, eth(layers.EthernetTypeARP), &layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4,
+			HwAddressSize: 6, ProtAddressSize: 4, SourceHwAddress: macA, SourceProtAddress: ip4A, DstHwAddress: macB, DstProtAddress: ip4B}), 14, 0},
+		{"no L3", frame(t, eth(layers.EthernetType(0x88cc)), gopacket.Payload(make([]byte, 46))), 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, _ := p.parse(t, tt.frame)
+			require.Equal(t, tt.l3Off, r.L3Off)
+			require.Equal(t, tt.l4Off, r.L4Off)
+		})
+	}
+}

@@ -17,7 +17,7 @@ char LICENSE[] SEC("license") = "GPL";
 struct parse_result {
 	struct ovsbpf_key key;
 	enum ovsbpf_drop verdict;
-	__u32 pad;
+	__u16 l3_off, l4_off; /* where the parser found the L3 and L4 headers */
 };
 
 /* The last packet's result: one slot is enough, the tests run one packet
@@ -37,7 +37,10 @@ int test_parse(struct __sk_buff *skb)
 	if (!r)
 		return TC_ACT_SHOT;
 	__builtin_memset(r, 0, sizeof(*r));
-	r->verdict = parse_packet(skb, &r->key);
+	struct pkt p;
+	r->verdict = parse_packet(skb, &r->key, &p);
+	r->l3_off = p.l3_off;
+	r->l4_off = p.l4_off;
 	if (r->verdict != OVSBPF_PARSE_OK) {
 		count_drop(r->verdict);
 		return TC_ACT_SHOT;

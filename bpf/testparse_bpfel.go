@@ -74,7 +74,8 @@ type TestParseParseResult struct {
 	_       structs.HostLayout
 	Key     TestParseOvsbpfKey
 	Verdict TestParseOvsbpfDrop
-	Pad     uint32
+	L3Off   uint16
+	L4Off   uint16
 }
 
 // Names of all BPF objects in the ELF.

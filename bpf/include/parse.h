@@ -78,14 +78,17 @@ struct sctp_ports {
 };
 
 /* The packet's bytes as the parser sees them: [data, end) is the linear
- * part, len the whole frame. */
+ * part, len the whole frame. The parser records where the L3 and L4
+ * headers start (0: none), for the actions that rewrite them. */
 struct pkt {
 	void *data, *end;
 	__u32 len;
+	__u16 l3_off, l4_off;
 };
 
 static __always_inline int parse_l4(struct pkt *p, void *l4, __u8 proto, struct ovsbpf_key *key)
 {
+	p->l4_off = l4 - p->data;
 	switch (proto) {
 	case IPPROTO_TCP: {
 		struct tcphdr *th = l4;
@@ -266,18 +269,18 @@ static __always_inline int parse_ipv6(struct pkt *p, void *l3, struct ovsbpf_key
 
 /*
  * parse_packet fills key from skb (key must be zeroed, and its metadata,
- * in_port and recirc_id, set by the caller) and returns OVSBPF_PARSE_OK or
- * the reason to drop the packet.
+ * in_port and recirc_id, set by the caller) and p with where the headers
+ * are, and returns OVSBPF_PARSE_OK or the reason to drop the packet.
  */
-static __always_inline int parse_packet(struct __sk_buff *skb, struct ovsbpf_key *key)
+static __always_inline int parse_packet(struct __sk_buff *skb, struct ovsbpf_key *key, struct pkt *p)
 {
-	struct pkt p = {
+	*p = (struct pkt){
 		.data = (void *)(long)skb->data,
 		.end = (void *)(long)skb->data_end,
 		.len = skb->len,
 	};
-	struct ethhdr *eth = p.data;
-	if ((void *)(eth + 1) > p.end)
+	struct ethhdr *eth = p->data;
+	if ((void *)(eth + 1) > p->end)
 		return OVSBPF_DROP_SHORT_ETH;
 	__builtin_memcpy(key->n.eth_dst, eth->h_dest, 6);
 	__builtin_memcpy(key->n.eth_src, eth->h_source, 6);
@@ -292,7 +295,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct ovsbpf_key
 		if (key->n.vlan_tci)
 			return OVSBPF_DROP_STACKED_VLAN;
 		struct vlan_tag *tag = l3;
-		if ((void *)(tag + 1) > p.end)
+		if ((void *)(tag + 1) > p->end)
 			return OVSBPF_DROP_SHORT_VLAN;
 		key->n.vlan_tci = tag->tci | bpf_htons(OVSBPF_VLAN_PRESENT);
 		proto = tag->proto;
@@ -305,11 +308,14 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct ovsbpf_key
 	switch (proto) {
 	case bpf_htons(ETH_P_ARP):
 	case bpf_htons(ETH_P_RARP):
-		return parse_arp(&p, l3, key);
+		p->l3_off = l3 - p->data;
+		return parse_arp(p, l3, key);
 	case bpf_htons(ETH_P_IP):
-		return parse_ipv4(&p, l3, key);
+		p->l3_off = l3 - p->data;
+		return parse_ipv4(p, l3, key);
 	case bpf_htons(ETH_P_IPV6):
-		return parse_ipv6(&p, l3, key);
+		p->l3_off = l3 - p->data;
+		return parse_ipv6(p, l3, key);
 	}
 	return OVSBPF_PARSE_OK; /* other Ethernet types: L2 fields only */
 }
