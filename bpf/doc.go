@@ -9,3 +9,4 @@ package bpf
 
 //go:generate go tool bpf2go -cc clang-19 -target bpfel -go-package bpf -output-dir . -cflags "-O2 -g -Wall -Werror -fdebug-prefix-map=${PWD}=. -I/usr/include/x86_64-linux-gnu" HashCost hashcost.c
 //go:generate go tool bpf2go -cc clang-19 -target bpfel -go-package bpf -output-dir . -type ovsbpf_key -type ovsbpf_drop -type parse_result -cflags "-O2 -g -Wall -Werror -fdebug-prefix-map=${PWD}=. -I/usr/include/x86_64-linux-gnu -Iinclude" TestParse test_parse.c
+//go:generate go tool bpf2go -cc clang-19 -target bpfel -go-package bpf -output-dir . -type ovsbpf_key -type ovsbpf_mask -type ovsbpf_actions -type ovsbpf_stats -type ovsbpf_emc_entry -type ovsbpf_action -type ovsbpf_action_type -type ovsbpf_port -type ovsbpf_upcall -type ovsbpf_upcall_reason -type ovsbpf_counter -type ovsbpf_drop -cflags "-O2 -g -Wall -Werror -fdebug-prefix-map=${PWD}=. -I/usr/include/x86_64-linux-gnu -Iinclude" Datapath datapath.c

@@ -1,0 +1,576 @@
+//go:build ignore
+
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ovsbpf_ingress: the datapath's fast path, attached with TCX to the host
+ * side of every VIF's veth pair.
+ *
+ * For each packet: find the port it came in on, parse it into a flow key,
+ * look the key up in the megaflow cache, and either run the cached actions
+ * (rewrite, output) or, on a miss, send the key and the frame to user space
+ * through a ring buffer and drop the packet; the slow path installs the
+ * megaflow and delivers the packet itself.
+ */
+#include <linux/pkt_cls.h>
+
+#include "parse.h"
+#include "drops.h"
+#include "flow.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* ifindex of a host-side interface -> its datapath port number. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, OVSBPF_MAX_PORTS);
+	__type(key, __u32);
+	__type(value, __u16);
+} ports_by_ifindex SEC(".maps");
+
+/* Datapath port number -> where to send. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, OVSBPF_MAX_PORTS);
+	__type(key, __u32);
+	__type(value, struct ovsbpf_port);
+} ports SEC(".maps");
+
+/* The installed masks. A slot whose last megaflow went away is marked
+ * unused and skipped, and reused by the next new mask, so slot numbers (and
+ * with them the keys of the flows under every other mask) never move. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, OVSBPF_MAX_MASKS);
+	__type(key, __u32);
+	__type(value, struct ovsbpf_mask);
+} masks SEC(".maps");
+
+/* One entry: 1 + the highest used mask slot, where the search stops. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} mask_limit SEC(".maps");
+
+/* Megaflows: the masked narrow key, with the mask's slot in pad[0], -> the
+ * flow id. Preallocated, so a lookup or an update never allocates. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, OVSBPF_MAX_FLOWS);
+	__type(key, struct ovsbpf_narrow);
+	__type(value, __u32);
+} flows SEC(".maps");
+
+/* Flow id -> its action list. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, OVSBPF_MAX_FLOWS);
+	__type(key, __u32);
+	__type(value, struct ovsbpf_actions);
+} flow_actions SEC(".maps");
+
+/* Flow id -> packets, bytes and last use, per CPU so that a hit never
+ * contends on a shared cache line; user space sums the CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, OVSBPF_MAX_FLOWS);
+	__type(key, __u32);
+	__type(value, struct ovsbpf_stats);
+} flow_stats SEC(".maps");
+
+/* The exact-match cache: per CPU, direct mapped by a hash of the narrow
+ * key. 4,096 slots of 56 bytes (224 KiB a CPU) hold the working set of a
+ * few thousand connections per CPU, as OVS's EMC does with 8,192. A
+ * collision only costs the tuple space search. */
+#define EMC_SLOTS 4096
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, EMC_SLOTS);
+	__type(key, __u32);
+	__type(value, struct ovsbpf_emc_entry);
+} emc SEC(".maps");
+
+/* Set at load time: 0 turns the exact-match cache off (to measure the
+ * tuple space search alone, or to save its memory). */
+volatile const __u32 emc_enabled = 1;
+
+/* Upcalls to the slow path. 4 MiB holds about 2,400 full-size frames:
+ * a burst of new flows, while the handlers catch up. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} upcalls SEC(".maps");
+
+/* enum ovsbpf_counter, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, OVSBPF_CNT__MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* Force BTF for the types Go needs (bpf2go -type). */
+const enum ovsbpf_action_type *unused_action_type __attribute__((unused));
+const enum ovsbpf_upcall_reason *unused_upcall_reason __attribute__((unused));
+const enum ovsbpf_counter *unused_counter __attribute__((unused));
+const struct ovsbpf_upcall *unused_upcall __attribute__((unused));
+const struct ovsbpf_emc_entry *unused_emc_entry __attribute__((unused));
+const enum ovsbpf_drop *unused_drop __attribute__((unused));
+
+static __always_inline void count_n(__u32 c, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &c);
+	if (v)
+		*v += n;
+}
+
+static __always_inline void count(__u32 c)
+{
+	count_n(c, 1);
+}
+
+static __always_inline void upcall(struct __sk_buff *skb, const struct ovsbpf_key *key, __u32 reason)
+{
+	struct ovsbpf_upcall *u = bpf_ringbuf_reserve(&upcalls, sizeof(*u), 0);
+	if (!u) {
+		count(OVSBPF_CNT_UPCALL_LOST);
+		return;
+	}
+	u->reason = reason;
+	u->ifindex = skb->ingress_ifindex;
+	u->frame_len = skb->len;
+	__builtin_memcpy(&u->key, key, sizeof(*key));
+	__u32 len = skb->len;
+	if (len > OVSBPF_UPCALL_MAX_FRAME)
+		len = OVSBPF_UPCALL_MAX_FRAME;
+	if (len == 0 || bpf_skb_load_bytes(skb, 0, u->frame, len) < 0)
+		len = 0;
+	u->len = len;
+	bpf_ringbuf_submit(u, 0);
+}
+
+/* emc_index hashes the whole narrow key into an exact-match cache slot:
+ * multiply-and-fold over its six words, cheap next to a hash-map lookup. */
+static __always_inline __u32 emc_index(const struct ovsbpf_narrow *key)
+{
+	const __u64 *k = (const __u64 *)key;
+	__u64 h = k[0];
+	h = (h ^ k[1]) * 0x9E3779B97F4A7C15ULL;
+	h = (h ^ k[2]) * 0x9E3779B97F4A7C15ULL;
+	h = (h ^ k[3]) * 0x9E3779B97F4A7C15ULL;
+	h = (h ^ k[4]) * 0x9E3779B97F4A7C15ULL;
+	h = (h ^ k[5]) * 0x9E3779B97F4A7C15ULL;
+	return (h >> 40) & (EMC_SLOTS - 1);
+}
+
+static __always_inline int narrow_equal(const struct ovsbpf_narrow *a, const struct ovsbpf_narrow *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) |
+		(x[3] ^ y[3]) | (x[4] ^ y[4]) | (x[5] ^ y[5])) == 0;
+}
+
+/* tss_lookup is the tuple space search: the first mask under which the
+ * masked key is installed wins. */
+static __always_inline __u32 *tss_lookup(const struct ovsbpf_narrow *key)
+{
+	struct ovsbpf_narrow masked __attribute__((aligned(8)));
+	const __u64 *k = (const __u64 *)key;
+	__u64 *o = (__u64 *)&masked;
+
+	/* The counter stays in a register so the verifier sees its bound;
+	 * only a copy goes to the stack for the map lookup. */
+	__u32 zero = 0, *limitp = bpf_map_lookup_elem(&mask_limit, &zero);
+	__u32 limit = limitp ? *limitp : 0;
+	int i, probes = 0;
+
+	for (i = 0; i < OVSBPF_MAX_MASKS; i++) {
+		if (i >= limit)
+			break;
+		__u32 slot = i;
+		struct ovsbpf_mask *m = bpf_map_lookup_elem(&masks, &slot);
+		if (!m)
+			break;
+		if (!m->used)
+			continue;
+		probes++;
+		const __u64 *b = (const __u64 *)&m->bits;
+		o[0] = k[0] & b[0];
+		o[1] = k[1] & b[1];
+		o[2] = k[2] & b[2];
+		o[3] = k[3] & b[3];
+		o[4] = k[4] & b[4];
+		o[5] = k[5] & b[5];
+		masked.pad[0] = i;
+		__u32 *id = bpf_map_lookup_elem(&flows, &masked);
+		if (id) {
+			count_n(OVSBPF_CNT_MASK_PROBES, probes);
+			return id;
+		}
+	}
+	count_n(OVSBPF_CNT_MASK_PROBES, probes);
+	return NULL;
+}
+
+/* megaflow_find returns the action list of the megaflow that covers key,
+ * and its id, or NULL on a miss. The exact-match cache answers first; a
+ * tuple space search hit fills it. */
+static __always_inline struct ovsbpf_actions *megaflow_find(const struct ovsbpf_narrow *key, __u32 *id_out)
+{
+	struct ovsbpf_emc_entry *e = NULL;
+	struct ovsbpf_actions *acts;
+
+	if (emc_enabled) {
+		__u32 slot = emc_index(key);
+		e = bpf_map_lookup_elem(&emc, &slot);
+		if (e && e->gen && narrow_equal(&e->key, key)) {
+			__u32 id = e->id;
+			acts = bpf_map_lookup_elem(&flow_actions, &id);
+			/* A stale slot (the flow was deleted or replaced)
+			 * no longer matches its list's gen. */
+			if (acts && acts->gen == e->gen) {
+				count(OVSBPF_CNT_EMC_HIT);
+				*id_out = id;
+				return acts;
+			}
+		}
+	}
+
+	__u32 *idp = tss_lookup(key);
+	if (!idp)
+		return NULL;
+	__u32 id = *idp;
+	acts = bpf_map_lookup_elem(&flow_actions, &id);
+	if (!acts || !acts->gen)
+		return NULL; /* an id user space has not filled in: treat as a miss */
+	count(OVSBPF_CNT_MASK_HIT);
+	if (e) {
+		__builtin_memcpy(&e->key, key, sizeof(*key));
+		e->id = id;
+		e->gen = acts->gen;
+	}
+	*id_out = id;
+	return acts;
+}
+
+/* Offsets of the checksums a rewrite must fix. */
+#define IPV4_CSUM_OFF 10
+#define IPV4_TTL_OFF 8
+#define IPV4_SRC_OFF 12
+#define IPV4_DST_OFF 16
+#define IPV6_HOPLIMIT_OFF 7
+#define TCP_CSUM_OFF 16
+#define UDP_CSUM_OFF 6
+
+/* l4_csum_flags returns the flags and checksum offset for fixing the L4
+ * checksum after a change of size bytes, or -1 if there is none to fix. */
+static __always_inline int l4_csum_off(const struct ovsbpf_key *key, const struct pkt *p, __u64 *flags)
+{
+	if (!p->l4_off || (key->n.nw_frag & OVSBPF_FRAG_LATER))
+		return -1;
+	switch (key->n.nw_proto) {
+	case IPPROTO_TCP:
+		*flags = 0;
+		return p->l4_off + TCP_CSUM_OFF;
+	case IPPROTO_UDP:
+		*flags = BPF_F_MARK_MANGLED_0; /* a zero UDP checksum means none */
+		return p->l4_off + UDP_CSUM_OFF;
+	}
+	return -1;
+}
+
+static __always_inline int set_ipv4_addr(struct __sk_buff *skb, struct ovsbpf_key *key, struct pkt *p, int dst, const __u8 *data)
+{
+	if (key->n.eth_type != bpf_htons(ETH_P_IP) || !p->l3_off)
+		return -1;
+	__be32 new = *(const __be32 *)data;
+	__be32 old = dst ? key->n.nw_dst : key->n.nw_src;
+	__u64 flags;
+	int csum = l4_csum_off(key, p, &flags);
+	if (csum >= 0 && bpf_l4_csum_replace(skb, csum, old, new, flags | BPF_F_PSEUDO_HDR | 4) < 0)
+		return -1;
+	if (bpf_l3_csum_replace(skb, p->l3_off + IPV4_CSUM_OFF, old, new, 4) < 0)
+		return -1;
+	if (bpf_skb_store_bytes(skb, p->l3_off + (dst ? IPV4_DST_OFF : IPV4_SRC_OFF), &new, 4, 0) < 0)
+		return -1;
+	if (dst)
+		key->n.nw_dst = new;
+	else
+		key->n.nw_src = new;
+	return 0;
+}
+
+static __always_inline int set_tp_port(struct __sk_buff *skb, struct ovsbpf_key *key, struct pkt *p, int dst, const __u8 *data)
+{
+	__u64 flags;
+	int csum = l4_csum_off(key, p, &flags);
+	if (csum < 0)
+		return -1; /* no TCP or UDP header to rewrite */
+	__be16 new = *(const __be16 *)data;
+	__be16 old = dst ? key->n.tp_dst : key->n.tp_src;
+	if (bpf_l4_csum_replace(skb, csum, old, new, flags | 2) < 0)
+		return -1;
+	if (bpf_skb_store_bytes(skb, p->l4_off + (dst ? 2 : 0), &new, 2, 0) < 0)
+		return -1;
+	if (dst)
+		key->n.tp_dst = new;
+	else
+		key->n.tp_src = new;
+	return 0;
+}
+
+/* dec_ttl returns 1 when the TTL would expire: the slow path answers. */
+static __always_inline int dec_ttl(struct __sk_buff *skb, struct ovsbpf_key *key, struct pkt *p)
+{
+	__u8 ttl = key->n.nw_ttl;
+	if (!p->l3_off || (key->n.eth_type != bpf_htons(ETH_P_IP) && key->n.eth_type != bpf_htons(ETH_P_IPV6)))
+		return -1; /* no TTL to decrement */
+	if (ttl <= 1)
+		return 1;
+	__u8 new = ttl - 1;
+	if (key->n.eth_type == bpf_htons(ETH_P_IP)) {
+		/* The TTL shares a 16-bit checksum word with the protocol. */
+		__be16 old_w = bpf_htons((__u16)ttl << 8 | key->n.nw_proto);
+		__be16 new_w = bpf_htons((__u16)new << 8 | key->n.nw_proto);
+		if (bpf_l3_csum_replace(skb, p->l3_off + IPV4_CSUM_OFF, old_w, new_w, 2) < 0)
+			return -1;
+		if (bpf_skb_store_bytes(skb, p->l3_off + IPV4_TTL_OFF, &new, 1, 0) < 0)
+			return -1;
+	} else if (key->n.eth_type == bpf_htons(ETH_P_IPV6)) {
+		if (bpf_skb_store_bytes(skb, p->l3_off + IPV6_HOPLIMIT_OFF, &new, 1, 0) < 0)
+			return -1;
+	} else {
+		return -1;
+	}
+	key->n.nw_ttl = new;
+	return 0;
+}
+
+/* execute's verdict when the list ends in recirc: look up again. */
+#define EXEC_RECIRC 1000
+
+/* vlan_moved keeps the header offsets right after a VLAN push or pop:
+ * the kernel moves bytes in the frame only when the tag it adds or takes
+ * is in the frame rather than in skb metadata. */
+static __always_inline void vlan_moved(struct pkt *p, int delta)
+{
+	if (p->l3_off)
+		p->l3_off += delta;
+	if (p->l4_off)
+		p->l4_off += delta;
+}
+
+/* execute runs a megaflow's actions. Every output but the last goes out as
+ * a clone; the last takes the packet itself. No output: drop.
+ *
+ * It is a global (non-static, not inlined) function so the verifier checks
+ * it once on its own instead of once for every path through the parser:
+ * inlined, the program took 640,000 of the 1,000,000 instructions the
+ * verifier allows; apart, about 41,000.
+ *
+ * clone_all is for ovsbpf_execute: see there. */
+__attribute__((noinline)) int execute(struct __sk_buff *skb, struct ovsbpf_key *key, struct pkt *p, struct ovsbpf_actions *acts, int clone_all)
+{
+	__u32 out_ifindex = 0, out_flags = 0;
+
+	if (!skb || !key || !p || !acts) /* a global function checks its pointers */
+		return TC_ACT_SHOT;
+
+	for (int i = 0; i < OVSBPF_MAX_ACTIONS; i++) {
+		struct ovsbpf_action *a = &acts->a[i];
+		int err = 0;
+		switch (a->type) {
+		case OVSBPF_ACTION_END:
+			goto done;
+		case OVSBPF_ACTION_OUTPUT: {
+			__u32 port_no = a->port;
+			struct ovsbpf_port *port = bpf_map_lookup_elem(&ports, &port_no);
+			if (!port || !port->ifindex) {
+				err = -1;
+				break;
+			}
+			if (out_ifindex)
+				bpf_clone_redirect(skb, out_ifindex, 0);
+			out_ifindex = port->ifindex;
+			out_flags = port->flags;
+			break;
+		}
+		case OVSBPF_ACTION_SET_ETH_SRC:
+			err = bpf_skb_store_bytes(skb, 6, a->data, 6, 0);
+			if (!err)
+				__builtin_memcpy(key->n.eth_src, a->data, 6);
+			break;
+		case OVSBPF_ACTION_SET_ETH_DST:
+			err = bpf_skb_store_bytes(skb, 0, a->data, 6, 0);
+			if (!err)
+				__builtin_memcpy(key->n.eth_dst, a->data, 6);
+			break;
+		case OVSBPF_ACTION_SET_IPV4_SRC:
+		case OVSBPF_ACTION_SET_IPV4_DST:
+			err = set_ipv4_addr(skb, key, p, a->type == OVSBPF_ACTION_SET_IPV4_DST, a->data);
+			break;
+		case OVSBPF_ACTION_SET_TP_SRC:
+		case OVSBPF_ACTION_SET_TP_DST:
+			err = set_tp_port(skb, key, p, a->type == OVSBPF_ACTION_SET_TP_DST, a->data);
+			break;
+		case OVSBPF_ACTION_DEC_TTL:
+			err = dec_ttl(skb, key, p);
+			if (err == 1) {
+				/* The slow path sends ICMP time exceeded. */
+				upcall(skb, key, OVSBPF_UPCALL_TTL);
+				return TC_ACT_SHOT;
+			}
+			break;
+		case OVSBPF_ACTION_PUSH_VLAN: {
+			int in_frame = skb->vlan_present; /* pushed into the frame */
+			err = bpf_skb_vlan_push(skb, bpf_htons(ETH_P_8021Q), a->arg & 0xefff);
+			if (!err) {
+				if (in_frame)
+					vlan_moved(p, 4);
+				key->n.vlan_tci = bpf_htons((a->arg & 0xefff) | OVSBPF_VLAN_PRESENT);
+			}
+			break;
+		}
+		case OVSBPF_ACTION_POP_VLAN: {
+			int in_frame = !skb->vlan_present; /* popped from the frame */
+			err = bpf_skb_vlan_pop(skb);
+			if (!err) {
+				if (in_frame && key->n.vlan_tci)
+					vlan_moved(p, -4);
+				key->n.vlan_tci = 0;
+			}
+			break;
+		}
+		case OVSBPF_ACTION_USERSPACE:
+			upcall(skb, key, OVSBPF_UPCALL_ACTION);
+			break;
+		case OVSBPF_ACTION_CT:
+			/* The hook eBPF conntrack fills: until then the slow
+			 * path handles every packet that needs ct. */
+			upcall(skb, key, OVSBPF_UPCALL_CT);
+			return TC_ACT_SHOT;
+		case OVSBPF_ACTION_RECIRC:
+			if (out_ifindex)
+				bpf_clone_redirect(skb, out_ifindex, 0);
+			key->n.recirc_id = a->arg;
+			return EXEC_RECIRC;
+		default:
+			err = -1;
+		}
+		if (err) {
+			/* A rewrite that fails leaves the packet half changed:
+			 * never send that anywhere. */
+			count(OVSBPF_CNT_ACTION_ERROR);
+			return TC_ACT_SHOT;
+		}
+	}
+done:
+	if (!out_ifindex)
+		return TC_ACT_SHOT;
+	if (clone_all) {
+		/* A packet user space executes: BPF_PROG_TEST_RUN sends no
+		 * redirects, so even the last output goes out as a clone. */
+		bpf_clone_redirect(skb, out_ifindex, 0);
+		return TC_ACT_SHOT;
+	}
+	if (out_flags & OVSBPF_PORT_PEER)
+		return bpf_redirect_peer(out_ifindex, 0);
+	return bpf_redirect(out_ifindex, 0);
+}
+
+SEC("tc")
+int ovsbpf_ingress(struct __sk_buff *skb)
+{
+	struct ovsbpf_key key __attribute__((aligned(8))) = {};
+	__u32 ifindex = skb->ingress_ifindex;
+	__u16 *port_no = bpf_map_lookup_elem(&ports_by_ifindex, &ifindex);
+	if (!port_no) {
+		/* Not a port of ours (yet): leave it to the kernel. */
+		count(OVSBPF_CNT_UNKNOWN_PORT);
+		return TC_ACT_OK;
+	}
+	key.n.in_port = *port_no;
+
+	struct pkt p;
+	int r = parse_packet(skb, &key, &p);
+	if (r != OVSBPF_PARSE_OK) {
+		count_drop(r);
+		return TC_ACT_SHOT;
+	}
+
+	for (int pass = 0; pass < OVSBPF_MAX_PASSES; pass++) {
+		__u32 id = 0;
+		struct ovsbpf_actions *acts = megaflow_find(&key.n, &id);
+		if (!acts) {
+			count(OVSBPF_CNT_MISS);
+			upcall(skb, &key, OVSBPF_UPCALL_MISS);
+			return TC_ACT_SHOT;
+		}
+		struct ovsbpf_stats *st = bpf_map_lookup_elem(&flow_stats, &id);
+		if (st) {
+			st->packets++;
+			st->bytes += skb->len;
+			st->used_ns = bpf_ktime_get_coarse_ns();
+		}
+		r = execute(skb, &key, &p, acts, 0);
+		if (r != EXEC_RECIRC)
+			return r;
+	}
+	count(OVSBPF_CNT_RECIRC_LIMIT);
+	return TC_ACT_SHOT;
+}
+
+/* Action lists user space hands to ovsbpf_execute, one slot per upcall
+ * handler (cb[0] names it), so handlers never share one. 64 is more
+ * handlers than any host runs. */
+#define EXEC_SLOTS 64
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, EXEC_SLOTS);
+	__type(key, __u32);
+	__type(value, struct ovsbpf_actions);
+} exec_actions SEC(".maps");
+
+/*
+ * ovsbpf_execute delivers a packet the slow path handled: user space runs
+ * it with BPF_PROG_TEST_RUN, the frame as data, ingress_ifindex the port it
+ * came in on and cb[0] the exec_actions slot holding the actions. The same
+ * execute() as the fast path runs them, so the packet leaves exactly as a
+ * cache hit would have sent it; outputs go out with bpf_clone_redirect
+ * because a test run performs no redirect. A recirc action continues in
+ * the megaflow cache like a fast-path packet (and may upcall again).
+ */
+SEC("tc")
+int ovsbpf_execute(struct __sk_buff *skb)
+{
+	struct ovsbpf_key key __attribute__((aligned(8))) = {};
+	__u32 ifindex = skb->ingress_ifindex;
+	__u16 *port_no = bpf_map_lookup_elem(&ports_by_ifindex, &ifindex);
+	if (!port_no)
+		return TC_ACT_SHOT;
+	key.n.in_port = *port_no;
+
+	struct pkt p;
+	if (parse_packet(skb, &key, &p) != OVSBPF_PARSE_OK)
+		return TC_ACT_SHOT;
+
+	__u32 slot = skb->cb[0];
+	struct ovsbpf_actions *acts = bpf_map_lookup_elem(&exec_actions, &slot);
+	if (!acts)
+		return TC_ACT_SHOT;
+	int r = execute(skb, &key, &p, acts, 1);
+	for (int pass = 1; pass < OVSBPF_MAX_PASSES && r == EXEC_RECIRC; pass++) {
+		__u32 id = 0;
+		acts = megaflow_find(&key.n, &id);
+		if (!acts) {
+			count(OVSBPF_CNT_MISS);
+			upcall(skb, &key, OVSBPF_UPCALL_MISS);
+			return TC_ACT_SHOT;
+		}
+		r = execute(skb, &key, &p, acts, 1);
+	}
+	if (r == EXEC_RECIRC)
+		count(OVSBPF_CNT_RECIRC_LIMIT);
+	return TC_ACT_SHOT;
+}

@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The megaflow cache: masks, flows and their actions, shared with Go through
+ * bpf2go -type.
+ *
+ * A megaflow is (mask, masked key) -> actions. The datapath keeps up to
+ * OVSBPF_MAX_MASKS masks; a lookup ANDs the packet's narrow key with each
+ * mask in turn, writes the mask's index into the key, and looks the result
+ * up in the flows map (tuple space search). The first hit wins, so the slow
+ * path must never install two overlapping megaflows under different masks.
+ *
+ * The flows map yields a flow id; the action list and the statistics live
+ * in arrays at that id, so a per-CPU exact-match cache in front can name a
+ * megaflow without a hash lookup.
+ */
+#ifndef OVSBPF_FLOW_H
+#define OVSBPF_FLOW_H
+
+#include "key.h"
+
+/* Masks searched per packet. Each costs a 48-byte hash lookup (about 1.3x
+ * an empty program); OVN's megaflows on one chassis need a handful, and 32
+ * bounds the worst case near 40x. The slow path refuses new masks beyond
+ * this and sends such packets to user space instead. */
+#define OVSBPF_MAX_MASKS 32
+
+/* Actions per megaflow. Eight covers a switch's output with a rewrite and
+ * a router's TTL decrement and MAC rewrites; longer lists stay in the slow
+ * path. */
+#define OVSBPF_MAX_ACTIONS 8
+
+/* Datapath ports (VIFs). Port numbers index an array. */
+#define OVSBPF_MAX_PORTS 1024
+
+/* Megaflows, and so action lists, the datapath holds. Flow ids index
+ * arrays of this size; the revalidator keeps the count below it (OVS's
+ * default flow limit is 200,000 on much larger hosts). */
+#define OVSBPF_MAX_FLOWS 65536
+
+/* Recirculations per packet: a ct() then a second lookup, as OVN's
+ * stateful ACLs and load balancers need, and room for one more. A loop
+ * beyond this is a slow-path bug; the packet is dropped and counted. */
+#define OVSBPF_MAX_PASSES 4
+
+struct ovsbpf_mask {
+	struct ovsbpf_narrow bits; /* 1 bits: the key bits this mask keeps */
+	__u32 used;                /* 0: a free slot, skipped */
+	__u32 pad;
+};
+
+enum ovsbpf_action_type {
+	OVSBPF_ACTION_END = 0,    /* no more actions */
+	OVSBPF_ACTION_OUTPUT,     /* send to port */
+	OVSBPF_ACTION_SET_ETH_SRC, /* data[0..5] */
+	OVSBPF_ACTION_SET_ETH_DST,
+	OVSBPF_ACTION_SET_IPV4_SRC, /* data[0..3], checksums fixed */
+	OVSBPF_ACTION_SET_IPV4_DST,
+	OVSBPF_ACTION_SET_TP_SRC,   /* data[0..1], TCP/UDP checksum fixed */
+	OVSBPF_ACTION_SET_TP_DST,
+	OVSBPF_ACTION_DEC_TTL,      /* IPv4 TTL or IPv6 hop limit; 1 or 0: to user space */
+	OVSBPF_ACTION_PUSH_VLAN,    /* arg: TCI (without OVSBPF_VLAN_PRESENT) */
+	OVSBPF_ACTION_POP_VLAN,
+	OVSBPF_ACTION_USERSPACE,    /* a copy to user space (controller actions) */
+	OVSBPF_ACTION_CT,           /* conntrack: arg zone, data[0] OVSBPF_CT_* */
+	OVSBPF_ACTION_RECIRC,       /* look up again with recirc_id = arg */
+	OVSBPF_ACTION__MAX,
+};
+
+/* OVSBPF_ACTION_CT flags. */
+#define OVSBPF_CT_COMMIT 1
+
+struct ovsbpf_action {
+	__u16 type; /* enum ovsbpf_action_type */
+	__u16 port; /* OUTPUT */
+	__u32 arg;  /* PUSH_VLAN: TCI; RECIRC: recirc_id; CT: zone */
+	__u8 data[8];
+};
+
+/* A megaflow's action list, in the actions array at the flow's id.
+ *
+ * User space never rewrites a list a packet may be reading: a changed
+ * megaflow gets a new id, and a freed id is reused only after a quiet
+ * period. gen changes when an id is freed, so an exact-match cache entry
+ * that still names the old id no longer matches. */
+struct ovsbpf_actions {
+	__u32 gen;
+	__u32 pad;
+	struct ovsbpf_action a[OVSBPF_MAX_ACTIONS];
+};
+
+/* A megaflow's statistics, per CPU, at the flow's id. */
+struct ovsbpf_stats {
+	__u64 packets;
+	__u64 bytes;
+	__u64 used_ns; /* bpf_ktime_get_ns() of the last hit on this CPU */
+};
+
+/* An exact-match cache slot: a whole narrow key seen on this CPU, and the
+ * megaflow it resolved to. */
+struct ovsbpf_emc_entry {
+	struct ovsbpf_narrow key;
+	__u32 id;
+	__u32 gen; /* the action list's gen when cached; 0: empty slot */
+};
+
+/* What the datapath knows of a port. */
+struct ovsbpf_port {
+	__u32 ifindex; /* host-side interface to send to */
+	__u32 flags;   /* OVSBPF_PORT_* */
+};
+
+/* The port's interface is the host side of a veth pair: deliver into the
+ * peer (the VM's side) directly, skipping the host side's transmit. */
+#define OVSBPF_PORT_PEER 1
+
+/* Why a packet went to user space. */
+enum ovsbpf_upcall_reason {
+	OVSBPF_UPCALL_MISS = 1,  /* no megaflow matched */
+	OVSBPF_UPCALL_ACTION,    /* a userspace action */
+	OVSBPF_UPCALL_TTL,       /* TTL expired on decrement */
+	OVSBPF_UPCALL_CT,        /* a ct() action, until eBPF conntrack exists */
+};
+
+/* The frame bytes an upcall carries: a whole frame at a 1500-byte MTU. */
+#define OVSBPF_UPCALL_MAX_FRAME 1514
+
+struct ovsbpf_upcall {
+	__u32 reason; /* enum ovsbpf_upcall_reason */
+	__u32 len;    /* bytes of frame[] used */
+	__u32 frame_len; /* the packet's full length */
+	__u32 ifindex;
+	struct ovsbpf_key key;
+	__u8 frame[OVSBPF_UPCALL_MAX_FRAME];
+	__u8 pad[2];
+};
+
+/* Datapath counters, per CPU. */
+enum ovsbpf_counter {
+	OVSBPF_CNT_EMC_HIT = 0,  /* lookups the exact-match cache answered */
+	OVSBPF_CNT_MASK_HIT,     /* lookups the tuple space search answered */
+	OVSBPF_CNT_MISS,         /* lookups nothing answered: upcalls */
+	OVSBPF_CNT_UPCALL_LOST,  /* upcalls the ring had no room for */
+	OVSBPF_CNT_UNKNOWN_PORT, /* packets from an interface with no port */
+	OVSBPF_CNT_ACTION_ERROR, /* actions that failed (bad port, rewrite error) */
+	OVSBPF_CNT_RECIRC_LIMIT, /* packets recirculated more than OVSBPF_MAX_PASSES */
+	OVSBPF_CNT_MASK_PROBES,  /* masks tried by the tuple space search */
+	OVSBPF_CNT__MAX,
+};
+
+#endif
