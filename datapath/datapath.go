@@ -1,0 +1,199 @@
+package datapath
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/ovsbpf/ovsbpf/bpf"
+)
+
+// DefaultPinPath is where ovsbpfd pins the datapath.
+const DefaultPinPath = "/sys/fs/bpf/ovsbpf"
+
+// LayoutVersion names the layout of the pinned maps. It is part of the pin
+// directory, so a daemon whose maps differ in meaning (not only in size,
+// which the kernel checks) never reuses an older daemon's maps.
+const LayoutVersion = "v1"
+
+// DefaultUpcallRingBytes is the upcall ring's size unless Config says
+// otherwise: about 2,400 full-size frames.
+const DefaultUpcallRingBytes = 4 << 20
+
+// Config says how to load a datapath.
+type Config struct {
+	// PinPath is the bpffs directory to pin maps and port attachments
+	// under, so forwarding outlives the daemon. Empty pins nothing: the
+	// datapath goes away with Close (tests, benchmarks).
+	PinPath string
+	// DisableEMC turns the per-CPU exact-match cache off, leaving every
+	// lookup to the tuple space search.
+	DisableEMC bool
+	// UpcallRingBytes sizes the upcall ring buffer: a power of two and a
+	// multiple of the page size. 0 means DefaultUpcallRingBytes.
+	UpcallRingBytes uint32
+	// Logger receives the datapath's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Datapath is one loaded eBPF datapath: its programs, maps, ports and
+// megaflow table. Its methods are safe for concurrent use.
+//
+// Close releases the process's handles. Unpinned, that unloads everything;
+// pinned, the maps and the attachments to ports stay in the kernel and keep
+// forwarding until Destroy removes them or a new Open takes them over.
+type Datapath struct {
+	cfg    Config
+	log    *slog.Logger
+	objs   bpf.DatapathObjects
+	pinDir string // "" when not pinned
+
+	mu    sync.Mutex
+	ports map[uint16]*portState
+	flows *flowTable
+	exec  slotPool
+}
+
+// Open loads the datapath. With a PinPath it reuses the maps a previous
+// Open pinned there (flows, ports and counters carry over) and moves the
+// ports it finds attached onto the new programs.
+func Open(cfg Config) (*Datapath, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	spec, err := bpf.LoadDatapath()
+	if err != nil {
+		return nil, fmt.Errorf("reading the embedded datapath object: %w", err)
+	}
+	ring := cfg.UpcallRingBytes
+	if ring == 0 {
+		ring = DefaultUpcallRingBytes
+	}
+	if ring&(ring-1) != 0 || ring%uint32(os.Getpagesize()) != 0 {
+		return nil, fmt.Errorf("upcall ring size %d: must be a power of two and a multiple of the page size", ring)
+	}
+	spec.Maps[bpf.DatapathMapUpcalls].MaxEntries = ring
+	if cfg.DisableEMC {
+		if err := spec.Variables[bpf.DatapathVarEmcEnabled].Set(uint32(0)); err != nil {
+			return nil, fmt.Errorf("turning the exact-match cache off: %w", err)
+		}
+	}
+
+	d := &Datapath{cfg: cfg, log: log, ports: map[uint16]*portState{}}
+	opts := &ebpf.CollectionOptions{}
+	if cfg.PinPath != "" {
+		d.pinDir = filepath.Join(cfg.PinPath, LayoutVersion)
+		if err := ensureBPFFS(cfg.PinPath, log); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(filepath.Join(d.pinDir, "links"), 0o700); err != nil {
+			return nil, fmt.Errorf("creating pin directory: %w", err)
+		}
+		for _, m := range spec.Maps {
+			if m.Name == ".rodata" || m.Name == ".bss" || m.Name == ".data" || m.Name == "" {
+				continue
+			}
+			m.Pinning = ebpf.PinByName
+		}
+		opts.Maps.PinPath = d.pinDir
+	}
+	if err := spec.LoadAndAssign(&d.objs, opts); err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("loading the datapath programs (verifier log follows): %w", err)
+		}
+		return nil, fmt.Errorf("loading the datapath (pinned maps under %s may be from an incompatible build; remove them to start afresh): %w", d.pinDir, err)
+	}
+	if ring != d.objs.Upcalls.MaxEntries() {
+		d.objs.Close()
+		return nil, fmt.Errorf("the pinned upcall ring has %d bytes, not %d: remove %s to resize it", d.objs.Upcalls.MaxEntries(), ring, d.pinDir)
+	}
+	d.flows, err = recoverFlows(&d.objs, log)
+	if err != nil {
+		d.objs.Close()
+		return nil, err
+	}
+	if err := d.recoverPorts(); err != nil {
+		d.closeLinks()
+		d.objs.Close()
+		return nil, err
+	}
+	log.Info("datapath loaded", "pinned", d.pinDir, "flows", d.flows.len(), "ports", len(d.ports), "emc", !cfg.DisableEMC)
+	return d, nil
+}
+
+// Close releases the datapath's handles. Pinned objects stay.
+func (d *Datapath) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closeLinks()
+	return d.objs.Close()
+}
+
+// Destroy detaches every port and removes the pinned objects, then closes.
+func (d *Datapath) Destroy() error {
+	d.mu.Lock()
+	var errs []error
+	for no := range d.ports {
+		if err := d.detachLocked(no); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if d.pinDir != "" {
+		for _, m := range []*ebpf.Map{d.objs.Counters, d.objs.Drops, d.objs.Emc, d.objs.ExecActions,
+			d.objs.FlowActions, d.objs.FlowStats, d.objs.Flows, d.objs.MaskLimit, d.objs.Masks,
+			d.objs.Ports, d.objs.PortsByIfindex, d.objs.Upcalls} {
+			if err := m.Unpin(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := os.RemoveAll(d.pinDir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	d.mu.Unlock()
+	errs = append(errs, d.Close())
+	return errors.Join(errs...)
+}
+
+// UpcallMap is the ring buffer the datapath writes upcalls to.
+func (d *Datapath) UpcallMap() *ebpf.Map { return d.objs.Upcalls }
+
+// ensureBPFFS mounts bpffs on /sys/fs/bpf when dir lies under it and it is
+// not mounted, as a daemon on a fresh host must.
+func ensureBPFFS(dir string, log *slog.Logger) error {
+	const root = "/sys/fs/bpf"
+	probe := dir
+	for {
+		var st unix.Statfs_t
+		if err := unix.Statfs(probe, &st); err == nil {
+			if st.Type == unix.BPF_FS_MAGIC {
+				return nil
+			}
+			break
+		}
+		parent := filepath.Dir(probe)
+		if parent == probe {
+			break
+		}
+		probe = parent
+	}
+	if rel, err := filepath.Rel(root, dir); err != nil || rel == ".." || filepath.IsAbs(rel) || (len(rel) >= 3 && rel[:3] == "../") {
+		return fmt.Errorf("pin path %s is not on a bpf filesystem", dir)
+	}
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", root, err)
+	}
+	if err := unix.Mount("bpf", root, "bpf", 0, "mode=0700"); err != nil {
+		return fmt.Errorf("mounting bpffs on %s: %w", root, err)
+	}
+	log.Info("mounted bpffs", "path", root)
+	return nil
+}

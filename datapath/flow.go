@@ -1,0 +1,498 @@
+package datapath
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/ovsbpf/ovsbpf/bpf"
+)
+
+// MaxMasks is the most distinct megaflow masks the datapath searches.
+const MaxMasks = 32
+
+// MaxFlows is the size of the megaflow table. Flow id 0 is never used, so
+// MaxFlows-1 megaflows fit.
+const MaxFlows = 65536
+
+// idQuarantine is how long a freed flow id waits before reuse. A packet
+// that found the id just before the flow went away reads its action list
+// for a few microseconds; a second is far beyond that, and the list must
+// not change under such a reader.
+const idQuarantine = time.Second
+
+var (
+	// ErrFlowLimit is returned when the megaflow table is full.
+	ErrFlowLimit = errors.New("megaflow table full")
+	// ErrTooManyMasks is returned when a megaflow needs a new mask and all
+	// MaxMasks slots are taken; the packet stays in the slow path.
+	ErrTooManyMasks = fmt.Errorf("all %d mask slots in use", MaxMasks)
+	// ErrNoFlow is returned when deleting a megaflow that is not installed.
+	ErrNoFlow = errors.New("no such megaflow")
+)
+
+// Flow is one megaflow.
+type Flow struct {
+	Key     Key  // already masked
+	Mask    Mask // the bits that matter
+	Actions []Action
+	Stats   FlowStats // filled by Flows
+	ID      uint32    // the datapath's flow id, for debugging
+}
+
+// FlowStats are a megaflow's counters, summed over CPUs.
+type FlowStats struct {
+	Packets uint64
+	Bytes   uint64
+	// Used is when a packet last hit the flow; zero if none has.
+	Used time.Time
+}
+
+// String writes the flow as ovs-dpctl dump-flows does.
+func (f *Flow) String() string {
+	used := "never"
+	if !f.Stats.Used.IsZero() {
+		used = fmt.Sprintf("%.3fs", time.Since(f.Stats.Used).Seconds())
+	}
+	return fmt.Sprintf("%s, packets:%d, bytes:%d, used:%s, actions:%s",
+		FormatFlow(&f.Key, &f.Mask), f.Stats.Packets, f.Stats.Bytes, used, FormatActions(f.Actions))
+}
+
+type flowEntry struct {
+	id      uint32
+	hkey    Key // the masked key with the mask slot in Pad[0]: the map key
+	key     Key
+	mask    Mask
+	actions []Action
+}
+
+type maskSlot struct {
+	mask Mask
+	refs int
+}
+
+// flowTable mirrors the megaflow maps. The caller holds Datapath.mu.
+type flowTable struct {
+	objs  *bpf.DatapathObjects
+	log   *slog.Logger
+	byKey map[Key]*flowEntry
+	masks [MaxMasks]*maskSlot
+	limit uint32
+	ids   idAllocator
+}
+
+type idAllocator struct {
+	next       uint32 // never used before
+	free       []uint32
+	quarantine []quarantined
+	gens       []uint32
+}
+
+type quarantined struct {
+	id uint32
+	at time.Time
+}
+
+func (a *idAllocator) alloc(now time.Time) (uint32, bool) {
+	for len(a.quarantine) > 0 && now.Sub(a.quarantine[0].at) >= idQuarantine {
+		a.free = append(a.free, a.quarantine[0].id)
+		a.quarantine = a.quarantine[1:]
+	}
+	if a.next < MaxFlows {
+		id := a.next
+		a.next++
+		return id, true
+	}
+	if n := len(a.free); n > 0 {
+		id := a.free[n-1]
+		a.free = a.free[:n-1]
+		return id, true
+	}
+	return 0, false
+}
+
+func (a *idAllocator) release(id uint32, now time.Time) {
+	a.quarantine = append(a.quarantine, quarantined{id, now})
+}
+
+// bumpGen returns the next generation for id, never 0 (0 means unused).
+func (a *idAllocator) bumpGen(id uint32) uint32 {
+	a.gens[id]++
+	if a.gens[id] == 0 {
+		a.gens[id] = 1
+	}
+	return a.gens[id]
+}
+
+func (t *flowTable) len() int { return len(t.byKey) }
+
+// recoverFlows rebuilds the mirror from the maps: empty for a fresh load,
+// the previous daemon's megaflows for pinned maps.
+func recoverFlows(objs *bpf.DatapathObjects, log *slog.Logger) (*flowTable, error) {
+	t := &flowTable{objs: objs, log: log, byKey: map[Key]*flowEntry{},
+		ids: idAllocator{next: 1, gens: make([]uint32, MaxFlows)}}
+	for slot := uint32(0); slot < MaxMasks; slot++ {
+		var m bpf.DatapathOvsbpfMask
+		if err := objs.Masks.Lookup(slot, &m); err != nil {
+			return nil, fmt.Errorf("reading mask slot %d: %w", slot, err)
+		}
+		if m.Used != 0 {
+			t.masks[slot] = &maskSlot{mask: Mask(m.Bits)}
+		}
+	}
+	var (
+		hkey Key
+		id   uint32
+		bad  []Key
+	)
+	maxID := uint32(0)
+	it := objs.Flows.Iterate()
+	for it.Next(&hkey, &id) {
+		slot := hkey.Pad[0]
+		var acts bpf.DatapathOvsbpfActions
+		if slot >= MaxMasks || t.masks[slot] == nil || id == 0 || id >= MaxFlows ||
+			objs.FlowActions.Lookup(id, &acts) != nil || acts.Gen == 0 {
+			bad = append(bad, hkey)
+			continue
+		}
+		key := hkey
+		key.Pad[0] = 0
+		t.byKey[hkey] = &flowEntry{id: id, hkey: hkey, key: key, mask: t.masks[slot].mask, actions: decodeActions(&acts)}
+		t.masks[slot].refs++
+		maxID = max(maxID, id)
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("reading the megaflow table: %w", err)
+	}
+	for _, k := range bad {
+		log.Warn("deleting a pinned megaflow with no valid mask or action list", "flow", FormatFlow(&k, &k))
+		objs.Flows.Delete(k)
+	}
+	if len(t.byKey) > 0 || maxID > 0 {
+		// Keep every id's generation moving forward, so exact-match
+		// cache slots from before the restart never match by accident.
+		var gen uint32
+		var acts bpf.DatapathOvsbpfActions
+		ait := objs.FlowActions.Iterate()
+		for ait.Next(&gen, &acts) {
+			t.ids.gens[gen] = acts.Gen
+		}
+		inUse := map[uint32]bool{}
+		for _, f := range t.byKey {
+			inUse[f.id] = true
+		}
+		now := time.Now()
+		for id := uint32(1); id <= maxID; id++ {
+			if !inUse[id] {
+				t.ids.release(id, now)
+			}
+		}
+		t.ids.next = maxID + 1
+	}
+	for slot := range t.masks {
+		if t.masks[slot] != nil && t.masks[slot].refs == 0 {
+			t.masks[slot] = nil
+			objs.Masks.Update(uint32(slot), bpf.DatapathOvsbpfMask{}, ebpf.UpdateAny)
+		}
+	}
+	if err := t.writeLimit(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *flowTable) writeLimit() error {
+	limit := uint32(0)
+	for slot := range t.masks {
+		if t.masks[slot] != nil {
+			limit = uint32(slot) + 1
+		}
+	}
+	if err := t.objs.MaskLimit.Update(uint32(0), limit, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("writing the mask limit: %w", err)
+	}
+	t.limit = limit
+	return nil
+}
+
+// maskSlotFor returns the slot of mask, taking a free one if it is new.
+func (t *flowTable) maskSlotFor(mask *Mask) (int, bool, error) {
+	free := -1
+	for i, s := range t.masks {
+		if s == nil {
+			if free < 0 {
+				free = i
+			}
+			continue
+		}
+		if s.mask == *mask {
+			return i, false, nil
+		}
+	}
+	if free < 0 {
+		return 0, false, ErrTooManyMasks
+	}
+	return free, true, nil
+}
+
+func (t *flowTable) put(mask Mask, key Key, actions []Action) (bool, error) {
+	mask.Pad = [3]uint8{}
+	key = key.And(&mask)
+	slot, newMask, err := t.maskSlotFor(&mask)
+	if err != nil {
+		return false, fmt.Errorf("megaflow %s: %w", FormatFlow(&key, &mask), err)
+	}
+	hkey := key
+	hkey.Pad[0] = uint8(slot)
+	old := t.byKey[hkey]
+	if old != nil && slices.Equal(old.actions, actions) {
+		return false, nil
+	}
+	now := time.Now()
+	id, ok := t.ids.alloc(now)
+	if !ok {
+		return false, fmt.Errorf("megaflow %s: %w (%d flows)", FormatFlow(&key, &mask), ErrFlowLimit, len(t.byKey))
+	}
+	gen := t.ids.bumpGen(id)
+	enc, err := encodeActions(actions, gen)
+	if err != nil {
+		t.ids.release(id, now)
+		return false, fmt.Errorf("megaflow %s: %w", FormatFlow(&key, &mask), err)
+	}
+	// The action list and zeroed statistics go in before the flow that
+	// points at them, so a packet never finds a half-made flow.
+	stats := make([]bpf.DatapathOvsbpfStats, ebpf.MustPossibleCPU())
+	if old != nil {
+		// A changed megaflow keeps its counts, as OVS's modify does.
+		st, err := t.readStats(old.id)
+		if err == nil {
+			stats[0] = bpf.DatapathOvsbpfStats{Packets: st.Packets, Bytes: st.Bytes}
+		}
+	}
+	if err := t.objs.FlowStats.Update(id, stats, ebpf.UpdateAny); err != nil {
+		t.ids.release(id, now)
+		return false, fmt.Errorf("megaflow %s: clearing statistics: %w", FormatFlow(&key, &mask), err)
+	}
+	if err := t.objs.FlowActions.Update(id, enc, ebpf.UpdateAny); err != nil {
+		t.ids.release(id, now)
+		return false, fmt.Errorf("megaflow %s: writing actions: %w", FormatFlow(&key, &mask), err)
+	}
+	if newMask {
+		if err := t.objs.Masks.Update(uint32(slot), bpf.DatapathOvsbpfMask{Bits: bpf.DatapathOvsbpfNarrow(mask), Used: 1}, ebpf.UpdateAny); err != nil {
+			t.ids.release(id, now)
+			return false, fmt.Errorf("megaflow %s: writing mask slot %d: %w", FormatFlow(&key, &mask), slot, err)
+		}
+		t.masks[slot] = &maskSlot{mask: mask}
+		if uint32(slot) >= t.limit {
+			if err := t.writeLimit(); err != nil {
+				return false, err
+			}
+		}
+	}
+	if err := t.objs.Flows.Update(hkey, id, ebpf.UpdateAny); err != nil {
+		t.ids.release(id, now)
+		if newMask {
+			t.masks[slot].refs = 0
+			t.dropMaskIfUnused(slot)
+		}
+		if errors.Is(err, unix.E2BIG) || errors.Is(err, unix.ENOMEM) {
+			err = fmt.Errorf("%w: %w", ErrFlowLimit, err)
+		}
+		return false, fmt.Errorf("megaflow %s: inserting: %w", FormatFlow(&key, &mask), err)
+	}
+	if old != nil {
+		t.retire(old, now)
+	} else {
+		t.masks[slot].refs++
+	}
+	t.byKey[hkey] = &flowEntry{id: id, hkey: hkey, key: key, mask: mask, actions: slices.Clone(actions)}
+	return old == nil, nil
+}
+
+// retire makes a replaced or deleted flow's id stale: exact-match cache
+// slots that name it stop matching, and it is reused only after the
+// quarantine.
+func (t *flowTable) retire(f *flowEntry, now time.Time) {
+	gen := t.ids.bumpGen(f.id)
+	enc, err := encodeActions(f.actions, gen)
+	if err == nil {
+		err = t.objs.FlowActions.Update(f.id, enc, ebpf.UpdateAny)
+	}
+	if err != nil {
+		// Without a new generation the id must never be reused.
+		t.log.Error("cannot retire a flow id; leaking it", "id", f.id, "err", err)
+		return
+	}
+	t.ids.release(f.id, now)
+}
+
+func (t *flowTable) dropMaskIfUnused(slot int) {
+	s := t.masks[slot]
+	if s == nil || s.refs > 0 {
+		return
+	}
+	t.masks[slot] = nil
+	if err := t.objs.Masks.Update(uint32(slot), bpf.DatapathOvsbpfMask{}, ebpf.UpdateAny); err != nil {
+		t.log.Error("cannot free mask slot", "slot", slot, "err", err)
+	}
+	if err := t.writeLimit(); err != nil {
+		t.log.Error("cannot lower the mask limit", "err", err)
+	}
+}
+
+func (t *flowTable) remove(f *flowEntry) error {
+	if err := t.objs.Flows.Delete(f.hkey); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("megaflow %s: deleting: %w", FormatFlow(&f.key, &f.mask), err)
+	}
+	delete(t.byKey, f.hkey)
+	t.retire(f, time.Now())
+	slot := int(f.hkey.Pad[0])
+	t.masks[slot].refs--
+	t.dropMaskIfUnused(slot)
+	return nil
+}
+
+func (t *flowTable) find(mask Mask, key Key) *flowEntry {
+	mask.Pad = [3]uint8{}
+	key = key.And(&mask)
+	for slot, s := range t.masks {
+		if s != nil && s.mask == mask {
+			hkey := key
+			hkey.Pad[0] = uint8(slot)
+			return t.byKey[hkey]
+		}
+	}
+	return nil
+}
+
+func (t *flowTable) deleteWhere(match func(*flowEntry) bool) int {
+	n := 0
+	for _, f := range t.byKey {
+		if match(f) {
+			if err := t.remove(f); err != nil {
+				t.log.Error("cannot delete megaflow", "err", err)
+				continue
+			}
+			n++
+		}
+	}
+	return n
+}
+
+// readStats sums a flow's per-CPU statistics.
+func (t *flowTable) readStats(id uint32) (FlowStats, error) {
+	var per []bpf.DatapathOvsbpfStats
+	if err := t.objs.FlowStats.Lookup(id, &per); err != nil {
+		return FlowStats{}, fmt.Errorf("reading statistics of flow %d: %w", id, err)
+	}
+	var st FlowStats
+	var used uint64
+	for _, s := range per {
+		st.Packets += s.Packets
+		st.Bytes += s.Bytes
+		used = max(used, s.UsedNs)
+	}
+	if used != 0 {
+		st.Used = monotonicToTime(used)
+	}
+	return st, nil
+}
+
+// monotonicToTime converts a bpf_ktime_get_coarse_ns() stamp (the
+// monotonic clock) to wall time.
+func monotonicToTime(ns uint64) time.Time {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return time.Time{}
+	}
+	return time.Now().Add(-time.Duration(uint64(ts.Nano()) - ns))
+}
+
+// PutFlow installs a megaflow: packets whose key, masked with mask, equals
+// key masked with mask run actions. An empty action list drops. Installing
+// an installed megaflow again with other actions replaces its actions
+// (its statistics carry over); with the same actions it does nothing.
+// created says whether the megaflow is new.
+//
+// The caller must not install megaflows that overlap under different
+// masks: the tuple space search returns the first it finds.
+func (d *Datapath) PutFlow(mask Mask, key Key, actions []Action) (created bool, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.flows.put(mask, key, actions)
+}
+
+// DeleteFlow removes the megaflow (mask, key).
+func (d *Datapath) DeleteFlow(mask Mask, key Key) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	f := d.flows.find(mask, key)
+	if f == nil {
+		k := key.And(&mask)
+		return fmt.Errorf("megaflow %s: %w", FormatFlow(&k, &mask), ErrNoFlow)
+	}
+	return d.flows.remove(f)
+}
+
+// DeleteFlows removes every megaflow and returns how many there were.
+func (d *Datapath) DeleteFlows() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.flows.deleteWhere(func(*flowEntry) bool { return true })
+}
+
+// FlowCount returns the number of installed megaflows.
+func (d *Datapath) FlowCount() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.flows.len()
+}
+
+// Flows returns every megaflow with its statistics, ordered by in_port and
+// then by key.
+func (d *Datapath) Flows() ([]Flow, error) {
+	d.mu.Lock()
+	entries := make([]*flowEntry, 0, d.flows.len())
+	for _, f := range d.flows.byKey {
+		entries = append(entries, f)
+	}
+	d.mu.Unlock()
+	out := make([]Flow, 0, len(entries))
+	for _, f := range entries {
+		st, err := d.flows.readStats(f.id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Flow{Key: f.key, Mask: f.mask, Actions: slices.Clone(f.actions), Stats: st, ID: f.id})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Key.InPort != out[j].Key.InPort {
+			return out[i].Key.InPort < out[j].Key.InPort
+		}
+		if c := bytes.Compare(out[i].Key.Bytes(), out[j].Key.Bytes()); c != 0 {
+			return c < 0
+		}
+		return bytes.Compare(out[i].Mask.Bytes(), out[j].Mask.Bytes()) < 0
+	})
+	return out, nil
+}
+
+// MaskCount returns how many masks the tuple space search goes through.
+func (d *Datapath) MaskCount() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, s := range d.flows.masks {
+		if s != nil {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,270 @@
+package datapath
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/ovsbpf/ovsbpf/bpf"
+)
+
+// MaxPorts bounds datapath port numbers: 1..MaxPorts-1.
+const MaxPorts = 1024
+
+// Port is one datapath port: an interface whose ingress the datapath
+// handles and that megaflows can output to.
+type Port struct {
+	No      uint16 // datapath port number, 1..MaxPorts-1
+	Ifindex uint32 // the host-side interface
+	Name    string // for logs and dpif/show
+	// Peer delivers with bpf_redirect_peer: straight into the other end of
+	// a veth pair (the VM's side), skipping the host side's transmit.
+	Peer bool
+}
+
+type portState struct {
+	Port
+	link link.Link // nil when the ingress is not attached
+}
+
+// ErrPortInUse is returned when a port number or interface is taken.
+var ErrPortInUse = errors.New("port in use")
+
+// AddPort adds a port and attaches the datapath to its interface's ingress
+// (TCX). Packets from the interface go through the megaflow cache from
+// then on; packets the cache sends to it leave through it.
+func (d *Datapath) AddPort(p Port) error {
+	if err := d.SetPort(p); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.attachLocked(p.No); err != nil {
+		d.deletePortLocked(p.No)
+		return err
+	}
+	return nil
+}
+
+// SetPort adds a port to the port tables without attaching to its
+// interface: the datapath can output to it and knows packets from it, but
+// does not see them until they are run through it (tests and benchmarks).
+func (d *Datapath) SetPort(p Port) error {
+	if p.No == 0 || p.No >= MaxPorts {
+		return fmt.Errorf("port %d (%s): number must be 1..%d", p.No, p.Name, MaxPorts-1)
+	}
+	if p.Ifindex == 0 {
+		return fmt.Errorf("port %d (%s): no interface index", p.No, p.Name)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, q := range d.ports {
+		if q.No == p.No && q.Ifindex != p.Ifindex {
+			return fmt.Errorf("port %d (%s): %w by %s (ifindex %d)", p.No, p.Name, ErrPortInUse, q.Name, q.Ifindex)
+		}
+		if q.Ifindex == p.Ifindex && q.No != p.No {
+			return fmt.Errorf("interface %s (ifindex %d): %w as port %d", p.Name, p.Ifindex, ErrPortInUse, q.No)
+		}
+	}
+	var flags uint32
+	if p.Peer {
+		flags |= uint32(1) // OVSBPF_PORT_PEER
+	}
+	if err := d.objs.Ports.Update(uint32(p.No), bpf.DatapathOvsbpfPort{Ifindex: p.Ifindex, Flags: flags}, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("port %d (%s): writing the port table: %w", p.No, p.Name, err)
+	}
+	if err := d.objs.PortsByIfindex.Update(p.Ifindex, p.No, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("port %d (%s): writing the interface table: %w", p.No, p.Name, err)
+	}
+	if old := d.ports[p.No]; old != nil {
+		old.Port = p
+	} else {
+		d.ports[p.No] = &portState{Port: p}
+	}
+	return nil
+}
+
+func (d *Datapath) linkPin(ifindex uint32) string {
+	return filepath.Join(d.pinDir, "links", "ingress-"+strconv.FormatUint(uint64(ifindex), 10))
+}
+
+func (d *Datapath) attachLocked(no uint16) error {
+	ps := d.ports[no]
+	if ps.link != nil {
+		return nil
+	}
+	l, err := link.AttachTCX(link.TCXOptions{
+		Interface: int(ps.Ifindex),
+		Program:   d.objs.OvsbpfIngress,
+		Attach:    ebpf.AttachTCXIngress,
+	})
+	if err != nil {
+		return fmt.Errorf("port %d (%s): attaching to ifindex %d ingress: %w", no, ps.Name, ps.Ifindex, err)
+	}
+	if d.pinDir != "" {
+		if err := l.Pin(d.linkPin(ps.Ifindex)); err != nil {
+			l.Close()
+			return fmt.Errorf("port %d (%s): pinning its attachment: %w", no, ps.Name, err)
+		}
+		d.writePortRecord(ps.Port)
+	}
+	ps.link = l
+	d.log.Info("port attached", "port", no, "name", ps.Name, "ifindex", ps.Ifindex, "peer", ps.Peer)
+	return nil
+}
+
+// DeletePort detaches a port, removes it from the port tables and deletes
+// every megaflow that comes in on it or outputs to it, so it neither sends
+// nor receives through the datapath from the moment this returns.
+func (d *Datapath) DeletePort(no uint16) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ports[no] == nil {
+		return fmt.Errorf("port %d: no such port", no)
+	}
+	err := d.detachLocked(no)
+	d.deletePortLocked(no)
+	n := d.flows.deleteWhere(func(f *flowEntry) bool {
+		if f.key.InPort == no {
+			return true
+		}
+		for _, a := range f.actions {
+			if a.Type == ActionOutput && a.Port == no {
+				return true
+			}
+		}
+		return false
+	})
+	d.log.Info("port deleted", "port", no, "flows_deleted", n)
+	return err
+}
+
+func (d *Datapath) detachLocked(no uint16) error {
+	ps := d.ports[no]
+	if ps == nil || ps.link == nil {
+		return nil
+	}
+	var errs []error
+	if d.pinDir != "" {
+		if err := ps.link.Unpin(); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+		os.Remove(d.linkPin(ps.Ifindex) + ".port")
+	}
+	if err := ps.link.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	ps.link = nil
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("port %d (%s): detaching: %w", no, ps.Name, err)
+	}
+	return nil
+}
+
+func (d *Datapath) deletePortLocked(no uint16) {
+	ps := d.ports[no]
+	if ps == nil {
+		return
+	}
+	d.objs.Ports.Update(uint32(no), bpf.DatapathOvsbpfPort{}, ebpf.UpdateAny)
+	d.objs.PortsByIfindex.Delete(ps.Ifindex)
+	delete(d.ports, no)
+}
+
+func (d *Datapath) closeLinks() {
+	for _, ps := range d.ports {
+		if ps.link != nil {
+			ps.link.Close() // a pinned attachment stays in the kernel
+			ps.link = nil
+		}
+	}
+}
+
+// Ports returns the ports, ordered by number.
+func (d *Datapath) Ports() []Port {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]Port, 0, len(d.ports))
+	for _, ps := range d.ports {
+		out = append(out, ps.Port)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].No < out[j].No })
+	return out
+}
+
+// writePortRecord keeps a port's name beside its pinned attachment, so a
+// restarted daemon can show it before the local database says it again.
+func (d *Datapath) writePortRecord(p Port) {
+	rec := fmt.Sprintf("%d %d %t %s\n", p.No, p.Ifindex, p.Peer, p.Name)
+	if err := os.WriteFile(d.linkPin(p.Ifindex)+".port", []byte(rec), 0o600); err != nil {
+		d.log.Warn("cannot record port beside its pin", "port", p.No, "err", err)
+	}
+}
+
+// recoverPorts takes over the attachments a previous daemon pinned: their
+// ports come back into the table and their links onto the new program.
+// Ports that cannot come back are dropped with a warning, never fatally:
+// the daemon will add them again from the local database.
+func (d *Datapath) recoverPorts() error {
+	if d.pinDir == "" {
+		return nil
+	}
+	var entry bpf.DatapathOvsbpfPort
+	for no := uint32(1); no < MaxPorts; no++ {
+		if err := d.objs.Ports.Lookup(no, &entry); err != nil {
+			return fmt.Errorf("reading port %d: %w", no, err)
+		}
+		if entry.Ifindex != 0 {
+			d.ports[uint16(no)] = &portState{Port: Port{No: uint16(no), Ifindex: entry.Ifindex, Peer: entry.Flags&1 != 0}}
+		}
+	}
+	dir := filepath.Join(d.pinDir, "links")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("reading pinned ports: %w", err)
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasPrefix(name, "ingress-") || strings.HasSuffix(name, ".port") {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		rec, err := os.ReadFile(path + ".port")
+		var p Port
+		if err == nil {
+			_, err = fmt.Sscanf(string(rec), "%d %d %t %s", &p.No, &p.Ifindex, &p.Peer, &p.Name)
+		}
+		l, lerr := link.LoadPinnedLink(path, nil)
+		if err != nil || lerr != nil {
+			// The interface is gone (its attachment went with it) or
+			// the record is damaged: forget the port.
+			d.log.Warn("dropping a pinned port that cannot be recovered", "pin", path, "record_err", err, "link_err", lerr)
+			if l != nil {
+				l.Close()
+			}
+			os.Remove(path)
+			os.Remove(path + ".port")
+			continue
+		}
+		if err := l.Update(d.objs.OvsbpfIngress); err != nil {
+			// A defunct attachment: its interface went away.
+			d.log.Warn("dropping a pinned port whose attachment cannot move to the new program",
+				"port", p.No, "name", p.Name, "ifindex", p.Ifindex, "err", err)
+			l.Unpin()
+			l.Close()
+			os.Remove(path + ".port")
+			d.objs.PortsByIfindex.Delete(p.Ifindex)
+			d.objs.Ports.Update(uint32(p.No), bpf.DatapathOvsbpfPort{}, ebpf.UpdateAny)
+			continue
+		}
+		d.ports[p.No] = &portState{Port: p, link: l}
+	}
+	return nil
+}

@@ -1,0 +1,134 @@
+package datapath
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+)
+
+// Verdicts a TC program returns, as Run reports them.
+const (
+	VerdictPass     = 0 // TC_ACT_OK: left to the kernel (not a port)
+	VerdictDrop     = 2 // TC_ACT_SHOT
+	VerdictRedirect = 7 // TC_ACT_REDIRECT: output to a port
+)
+
+// skbContext is the head of struct __sk_buff, as BPF_PROG_TEST_RUN takes
+// it: only mark, priority, ingress_ifindex, ifindex and cb may be set.
+type skbContext struct {
+	_              [9]uint32 // len .. priority
+	IngressIfindex uint32
+	Ifindex        uint32
+	TCIndex        uint32
+	CB             [5]uint32
+}
+
+// RunResult is what the fast path did with one frame.
+type RunResult struct {
+	Verdict uint32 // VerdictRedirect, VerdictDrop or VerdictPass
+	Frame   []byte // the frame after the actions ran
+}
+
+// Run passes frame through the fast path as if it had arrived on the
+// interface ifindex, with BPF_PROG_TEST_RUN: lookups, statistics, counters
+// and upcalls happen as for a real packet, but a redirect sends nothing.
+// It is how tests and benchmarks drive the datapath without traffic.
+func (d *Datapath) Run(frame []byte, ifindex uint32) (RunResult, error) {
+	opts := &ebpf.RunOptions{
+		Data:    frame,
+		DataOut: make([]byte, len(frame)+256), // room for a pushed VLAN tag
+		Context: skbContext{IngressIfindex: ifindex},
+	}
+	ret, err := d.objs.OvsbpfIngress.Run(opts)
+	if err != nil {
+		return RunResult{}, fmt.Errorf("test-running the fast path: %w", err)
+	}
+	return RunResult{Verdict: ret, Frame: opts.DataOut}, nil
+}
+
+// Benchmark runs frame through the fast path repeat times in one
+// BPF_PROG_TEST_RUN call and returns the mean wall time per run.
+func (d *Datapath) Benchmark(frame []byte, ifindex uint32, repeat int) (time.Duration, uint32, error) {
+	return BenchmarkProgram(d.objs.OvsbpfIngress, frame, ifindex, repeat)
+}
+
+// BenchmarkProgram runs a TC program repeat times on frame, as arriving on
+// ifindex, and returns the mean wall time per run and the last verdict.
+// The kernel's own timing is not used because cilium/ebpf returns it only
+// for runs without a context; with a million repeats the one syscall and
+// skb set-up it adds are below a nanosecond per run. Compare programs only
+// with figures from this same function.
+func BenchmarkProgram(prog *ebpf.Program, frame []byte, ifindex uint32, repeat int) (time.Duration, uint32, error) {
+	if repeat < 1 {
+		return 0, 0, fmt.Errorf("repeat %d: must be at least 1", repeat)
+	}
+	opts := &ebpf.RunOptions{Data: frame, Context: skbContext{IngressIfindex: ifindex}, Repeat: uint32(repeat)}
+	start := time.Now()
+	ret, err := prog.Run(opts)
+	elapsed := time.Since(start)
+	if err != nil {
+		return 0, 0, fmt.Errorf("benchmarking %s: %w", prog, err)
+	}
+	return elapsed / time.Duration(repeat), ret, nil
+}
+
+// Executor delivers packets the slow path handled, with the same executor
+// the fast path runs. Each upcall handler needs its own; at most
+// MaxExecutors exist at once.
+type Executor struct {
+	d    *Datapath
+	slot uint32
+}
+
+// MaxExecutors is the number of exec_actions slots in bpf/datapath.c.
+const MaxExecutors = 64
+
+// ErrNoExecSlot is returned when MaxExecutors executors exist already.
+var ErrNoExecSlot = fmt.Errorf("all %d executor slots in use", MaxExecutors)
+
+type slotPool struct {
+	mu   sync.Mutex
+	used [MaxExecutors]bool
+}
+
+// NewExecutor returns an executor with a slot of its own.
+func (d *Datapath) NewExecutor() (*Executor, error) {
+	d.exec.mu.Lock()
+	defer d.exec.mu.Unlock()
+	for i, u := range d.exec.used {
+		if !u {
+			d.exec.used[i] = true
+			return &Executor{d: d, slot: uint32(i)}, nil
+		}
+	}
+	return nil, ErrNoExecSlot
+}
+
+// Close returns the executor's slot.
+func (e *Executor) Close() {
+	e.d.exec.mu.Lock()
+	e.d.exec.used[e.slot] = false
+	e.d.exec.mu.Unlock()
+}
+
+// Execute runs actions on frame, which arrived on interface ifindex (a
+// port): its outputs leave for real, exactly as a cache hit would send
+// them. A recirc action continues in the megaflow cache, and a miss there
+// comes back as an upcall.
+func (e *Executor) Execute(frame []byte, ifindex uint32, actions []Action) error {
+	enc, err := encodeActions(actions, 1)
+	if err != nil {
+		return err
+	}
+	if err := e.d.objs.ExecActions.Update(e.slot, enc, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("writing actions to execute: %w", err)
+	}
+	ctx := skbContext{IngressIfindex: ifindex}
+	ctx.CB[0] = e.slot
+	if _, err := e.d.objs.OvsbpfExecute.Run(&ebpf.RunOptions{Data: frame, Context: ctx}); err != nil {
+		return fmt.Errorf("executing %s on a %d-byte frame from ifindex %d: %w", FormatActions(actions), len(frame), ifindex, err)
+	}
+	return nil
+}

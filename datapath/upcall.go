@@ -1,0 +1,72 @@
+package datapath
+
+import (
+	"encoding/binary"
+	"fmt"
+	"unsafe"
+
+	"github.com/ovsbpf/ovsbpf/bpf"
+)
+
+// UpcallReason says why a packet came to user space.
+type UpcallReason uint32
+
+// Upcall reasons (enum ovsbpf_upcall_reason).
+const (
+	UpcallMiss   = UpcallReason(bpf.DatapathOvsbpfUpcallReasonOVSBPF_UPCALL_MISS)
+	UpcallAction = UpcallReason(bpf.DatapathOvsbpfUpcallReasonOVSBPF_UPCALL_ACTION)
+	UpcallTTL    = UpcallReason(bpf.DatapathOvsbpfUpcallReasonOVSBPF_UPCALL_TTL)
+	UpcallCT     = UpcallReason(bpf.DatapathOvsbpfUpcallReasonOVSBPF_UPCALL_CT)
+)
+
+func (r UpcallReason) String() string {
+	switch r {
+	case UpcallMiss:
+		return "miss"
+	case UpcallAction:
+		return "action"
+	case UpcallTTL:
+		return "ttl"
+	case UpcallCT:
+		return "ct"
+	}
+	return fmt.Sprintf("reason(%d)", uint32(r))
+}
+
+// MaxUpcallFrame is the most frame bytes an upcall carries.
+const MaxUpcallFrame = len(bpf.DatapathOvsbpfUpcall{}.Frame)
+
+const upcallRecordSize = int(unsafe.Sizeof(bpf.DatapathOvsbpfUpcall{}))
+
+// Upcall is one packet the datapath sent to user space.
+type Upcall struct {
+	Reason   UpcallReason
+	Ifindex  uint32    // the interface it came in on
+	Key      PacketKey // the parser's key, recirc_id and ct fields included
+	Frame    []byte    // the frame, at most MaxUpcallFrame bytes
+	FrameLen uint32    // the frame's full length
+}
+
+// ParseUpcall decodes one ring buffer record. The frame aliases raw.
+func ParseUpcall(raw []byte) (Upcall, error) {
+	if len(raw) < upcallRecordSize {
+		return Upcall{}, fmt.Errorf("upcall record of %d bytes: want %d", len(raw), upcallRecordSize)
+	}
+	var rec bpf.DatapathOvsbpfUpcall
+	u32 := func(off uintptr) uint32 { return binary.LittleEndian.Uint32(raw[off:]) }
+	hdr := int(unsafe.Offsetof(rec.Frame))
+	u := Upcall{
+		Reason:   UpcallReason(u32(unsafe.Offsetof(rec.Reason))),
+		FrameLen: u32(unsafe.Offsetof(rec.FrameLen)),
+		Ifindex:  u32(unsafe.Offsetof(rec.Ifindex)),
+	}
+	n := u32(unsafe.Offsetof(rec.Len))
+	if int(n) > MaxUpcallFrame {
+		return Upcall{}, fmt.Errorf("upcall claims %d frame bytes, more than %d", n, MaxUpcallFrame)
+	}
+	if _, err := binary.Decode(raw[unsafe.Offsetof(rec.Key):hdr], binary.LittleEndian, &u.Key); err != nil {
+		return Upcall{}, fmt.Errorf("decoding upcall key: %w", err)
+	}
+	u.Frame = raw[hdr : hdr+int(n)]
+	return u, nil
+}

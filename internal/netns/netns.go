@@ -1,0 +1,85 @@
+// Package netns creates named network namespaces for tests and runs code
+// inside them. Every namespace is deleted when the test ends, pass or
+// fail, and nothing is created in the caller's own namespace.
+package netns
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// NS is a named network namespace (ip netns).
+type NS struct {
+	Name string
+}
+
+// New creates a namespace named prefix-<random> with its loopback up and
+// deletes it when t ends.
+func New(t testing.TB, prefix string) *NS {
+	t.Helper()
+	var b [3]byte
+	rand.Read(b[:])
+	ns := &NS{Name: prefix + "-" + hex.EncodeToString(b[:])}
+	if out, err := exec.Command("ip", "netns", "add", ns.Name).CombinedOutput(); err != nil {
+		t.Fatalf("creating netns %s: %v: %s", ns.Name, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", ns.Name).CombinedOutput(); err != nil {
+			t.Errorf("deleting netns %s: %v: %s", ns.Name, err, out)
+		}
+	})
+	ns.MustRun(t, "ip", "link", "set", "lo", "up")
+	return ns
+}
+
+// Run runs a command inside the namespace and returns its combined output.
+func (n *NS) Run(name string, args ...string) (string, error) {
+	cmd := exec.Command("ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("netns %s: %s %s: %w: %s", n.Name, name, strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// MustRun is Run that fails the test on error.
+func (n *NS) MustRun(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	out, err := n.Run(name, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Do runs fn on a thread that is inside the namespace. Only fn's own
+// goroutine is inside; goroutines it starts are not.
+func (n *NS) Do(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		// The thread is never handed back to the scheduler's pool:
+		// it ends with the goroutine, so no other goroutine can
+		// inherit its namespace.
+		runtime.LockOSThread()
+		f, err := os.Open("/run/netns/" + n.Name)
+		if err != nil {
+			errc <- fmt.Errorf("opening netns %s: %w", n.Name, err)
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("entering netns %s: %w", n.Name, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
