@@ -35,6 +35,11 @@ type Env struct {
 	opts      RunOptions
 	ctIdx     int
 	lbDstUsed bool
+
+	// What ProcessPacket needs beyond a trace: outputs by the logical
+	// port's real name, and whether conntrack was consulted.
+	outputs []Output
+	ctUsed  bool
 }
 
 func newEnv(w *world, opts RunOptions) *Env { return &Env{w: w, opts: opts} }
@@ -113,6 +118,9 @@ func (e *Env) Output(c ir.ExecContext) {
 		}
 		c.Trace(trace.Modify, fmt.Sprintf("output(\"%s\")", outName))
 		c.Deliver(outName)
+		if p != nil {
+			e.outputs = append(e.outputs, Output{Port: p.name, Key: *c.Key()})
+		}
 		return
 	}
 
@@ -175,6 +183,7 @@ func (e *Env) EnterPipeline(c ir.ExecContext, to ir.PipelineID) string {
 // (est|trk by default), DNAT and SNAT to the addresses the action names,
 // load balancing to a chosen backend.
 func (e *Env) Conntrack(c ir.ExecContext, ct *ir.CT) (string, bool) {
+	e.ctUsed = true
 	k := c.Key()
 	switch ct.Flavor {
 	case "ct_next":

@@ -1,0 +1,66 @@
+package ovn
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ovsbpf/ovsbpf/flowxlate/field"
+)
+
+func udpPacket(src, dst string, ttl uint8) field.Key {
+	var k field.Key
+	k.Set(field.EthSrc, mac(src))
+	k.Set(field.EthDst, mac(dst))
+	k.Set(field.EthType, field.U64(0x0800))
+	k.Set(field.IPv4Src, field.FromBytes(netip.MustParseAddr("10.0.0.1").AsSlice()))
+	k.Set(field.IPv4Dst, field.FromBytes(netip.MustParseAddr("10.0.0.2").AsSlice()))
+	k.Set(field.IPProto, field.U64(17))
+	k.Set(field.IPTTL, field.U64(uint64(ttl)))
+	k.Set(field.UDPDst, field.U64(53))
+	return k
+}
+
+func mac(s string) field.Value {
+	hw, err := net.ParseMAC(s)
+	if err != nil {
+		panic(err)
+	}
+	return field.FromBytes(hw)
+}
+
+func TestProcessPacket(t *testing.T) {
+	tr := NewTranslator(Options{})
+	require.NoError(t, tr.Load(testSwitch()))
+	tests := []struct {
+		name    string
+		inport  string
+		pkt     field.Key
+		outputs []string
+		decided field.ID // a field the decision read
+	}{
+		{"unicast", "p1", udpPacket("00:00:00:00:00:01", "00:00:00:00:00:02", 64), []string{"p2"}, field.EthDst},
+		{"flood", "p1", udpPacket("00:00:00:00:00:01", "ff:ff:ff:ff:ff:ff", 64), []string{"p2", "p3"}, field.EthDst},
+		{"port security", "p1", udpPacket("00:00:00:00:00:09", "00:00:00:00:00:02", 64), nil, field.EthSrc},
+		{"egress ttl check", "p1", udpPacket("00:00:00:00:00:01", "00:00:00:00:00:02", 1), nil, field.IPTTL},
+		{"from an unsecured port", "p3", udpPacket("00:00:00:00:00:07", "00:00:00:00:00:02", 64), []string{"p2"}, field.EthDst},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := tr.ProcessPacket(tc.inport, tc.pkt, RunOptions{})
+			require.NoError(t, err)
+			var got []string
+			for _, o := range res.Outputs {
+				got = append(got, o.Port)
+			}
+			require.Equal(t, tc.outputs, got)
+			require.Empty(t, res.Errors)
+			require.False(t, res.Conntrack)
+			require.NotZero(t, res.Mask.Get(tc.decided), "the mask has what decided: %s", tc.decided)
+		})
+	}
+	_, err := tr.ProcessPacket("nope", field.Key{}, RunOptions{})
+	require.ErrorContains(t, err, `logical port "nope"`)
+}
