@@ -442,6 +442,20 @@ __attribute__((noinline)) int execute(struct __sk_buff *skb, struct ovsbpf_key *
 			}
 			break;
 		}
+		case OVSBPF_ACTION_SET_ARP: {
+			/* OVN's ARP responder rewrites op, sha, spa, tha and
+			 * tpa: 22 of the 28 bytes of an Ethernet/IPv4 ARP
+			 * header, which has no checksum. */
+			/* n is 1..8 by construction, which the verifier
+			 * tracks more reliably than a range check. */
+			__u32 off = a->arg & 0x1f, n = ((a->arg >> 8) & 7) + 1;
+			if (key->n.eth_type != bpf_htons(ETH_P_ARP) || !p->l3_off || off + n > 28) {
+				err = -1;
+				break;
+			}
+			err = bpf_skb_store_bytes(skb, p->l3_off + off, a->data, n, 0);
+			break;
+		}
 		case OVSBPF_ACTION_USERSPACE:
 			upcall(skb, key, OVSBPF_UPCALL_ACTION);
 			break;

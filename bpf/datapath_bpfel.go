@@ -38,7 +38,8 @@ const (
 	DatapathOvsbpfActionTypeOVSBPF_ACTION_USERSPACE   DatapathOvsbpfActionType = 11
 	DatapathOvsbpfActionTypeOVSBPF_ACTION_CT          DatapathOvsbpfActionType = 12
 	DatapathOvsbpfActionTypeOVSBPF_ACTION_RECIRC      DatapathOvsbpfActionType = 13
-	DatapathOvsbpfActionTypeOVSBPF_ACTION__MAX        DatapathOvsbpfActionType = 14
+	DatapathOvsbpfActionTypeOVSBPF_ACTION_SET_ARP     DatapathOvsbpfActionType = 14
+	DatapathOvsbpfActionTypeOVSBPF_ACTION__MAX        DatapathOvsbpfActionType = 15
 )
 
 type DatapathOvsbpfActions struct {

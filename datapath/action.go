@@ -29,7 +29,12 @@ const (
 	ActionUserspace  = ActionType(bpf.DatapathOvsbpfActionTypeOVSBPF_ACTION_USERSPACE)
 	ActionCT         = ActionType(bpf.DatapathOvsbpfActionTypeOVSBPF_ACTION_CT)
 	ActionRecirc     = ActionType(bpf.DatapathOvsbpfActionTypeOVSBPF_ACTION_RECIRC)
+	ActionSetARP     = ActionType(bpf.DatapathOvsbpfActionTypeOVSBPF_ACTION_SET_ARP)
 )
+
+// ARPHeaderLen is the length of an Ethernet/IPv4 ARP header, the only kind
+// SetARP rewrites.
+const ARPHeaderLen = 28
 
 // MaxActions is the most actions one megaflow holds.
 const MaxActions = len(bpf.DatapathOvsbpfActions{}.A)
@@ -94,6 +99,18 @@ func CT(zone uint16, commit bool) Action {
 // Recirc looks the packet up again with recirc_id id.
 func Recirc(id uint16) Action { return Action{Type: ActionRecirc, Arg: uint32(id)} }
 
+// SetARP writes b (1 to 8 bytes) at offset off of the ARP header: op is at
+// 6, sha 8, spa 14, tha 18, tpa 24. It returns an error for a write outside
+// the header.
+func SetARP(off int, b []byte) (Action, error) {
+	if len(b) < 1 || len(b) > 8 || off < 0 || off+len(b) > ARPHeaderLen {
+		return Action{}, fmt.Errorf("ARP rewrite of %d bytes at offset %d: outside the %d-byte header or not 1 to 8 bytes", len(b), off, ARPHeaderLen)
+	}
+	a := setBytes(ActionSetARP, b)
+	a.Arg = uint32(off) | uint32(len(b)-1)<<8
+	return a, nil
+}
+
 func setBytes(t ActionType, b []byte) Action {
 	a := Action{Type: t}
 	copy(a.Data[:], b)
@@ -139,6 +156,9 @@ func (a Action) String() string {
 		return s + ")"
 	case ActionRecirc:
 		return fmt.Sprintf("recirc(%#x)", a.Arg)
+	case ActionSetARP:
+		off, n := a.Arg&0x1f, a.Arg>>8&7+1
+		return fmt.Sprintf("set(arp(bytes@%d=%x))", off, a.Data[:n])
 	}
 	return fmt.Sprintf("unknown(%d)", a.Type)
 }

@@ -479,3 +479,42 @@ func TestFlowLimitsAreErrors(t *testing.T) {
 	_, err = d.PutFlow(m, Key{InPort: 2}, make([]Action, MaxActions+1))
 	require.ErrorIs(t, err, ErrTooManyActions)
 }
+
+func TestARPResponderRewrite(t *testing.T) {
+	d := openTest(t, Config{})
+	// What OVN's ARP responder does to a request for 10.0.0.2 from vm1:
+	// a reply from vm2's MAC, back out of the port it came in on.
+	req := arpRequest(t)
+	reply := append([]byte(nil), req...)
+	copy(reply[0:6], macVM1)
+	copy(reply[6:12], macVM2)
+	arp := reply[14:]
+	arp[7] = 2               // op: reply
+	copy(arp[8:14], macVM2)  // sha
+	copy(arp[14:18], ipVM2)  // spa
+	copy(arp[18:24], macVM1) // tha
+	copy(arp[24:28], ipVM1)  // tpa
+	actions := []Action{SetEthDst([6]byte(macVM1)), SetEthSrc([6]byte(macVM2))}
+	for off := 6; off < ARPHeaderLen; off += 8 {
+		end := min(off+8, ARPHeaderLen)
+		a, err := SetARP(off, arp[off:end])
+		require.NoError(t, err)
+		actions = append(actions, a)
+	}
+	actions = append(actions, Output(1))
+	arpKey := Key{InPort: 1}
+	arpKey.SetEtherType(EthTypeARP)
+	_, err := d.PutFlow(maskOf(mInPort, mEthType), arpKey, actions)
+	require.NoError(t, err)
+	r := run(t, d, req, ifVM1)
+	require.Equal(t, uint32(VerdictRedirect), r.Verdict)
+	require.Equal(t, reply, r.Frame)
+
+	_, err = SetARP(24, make([]byte, 5))
+	require.Error(t, err, "past the end of the header")
+	// On anything but ARP the rewrite fails and the packet is dropped.
+	_, err = d.PutFlow(maskOf(mInPort, mEthType), keyFor(1), actions)
+	require.NoError(t, err)
+	require.Equal(t, uint32(VerdictDrop), run(t, d, tcpFrame(t, 0), ifVM1).Verdict)
+	require.Equal(t, uint64(1), counters(t, d).ActionErrors)
+}
