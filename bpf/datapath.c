@@ -140,6 +140,7 @@ static __always_inline void upcall(struct __sk_buff *skb, const struct ovsbpf_ke
 	u->reason = reason;
 	u->ifindex = skb->ingress_ifindex;
 	u->frame_len = skb->len;
+	u->ts_ns = bpf_ktime_get_ns();
 	__builtin_memcpy(&u->key, key, sizeof(*key));
 	__u32 len = skb->len;
 	if (len > OVSBPF_UPCALL_MAX_FRAME)

@@ -155,6 +155,7 @@ type DatapathOvsbpfUpcall struct {
 	Len      uint32
 	FrameLen uint32
 	Ifindex  uint32
+	TsNs     uint64
 	Key      DatapathOvsbpfKey
 	Frame    [1514]uint8
 	Pad      [2]uint8

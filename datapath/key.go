@@ -49,6 +49,10 @@ const (
 
 func (k *Key) bytes() *[48]byte { return (*[48]byte)(unsafe.Pointer(k)) }
 
+// Raw returns the key's bytes, as the datapath hashes them, for in-place
+// use; the accessors know which fields are big-endian, Raw does not.
+func (k *Key) Raw() *[KeySize]byte { return k.bytes() }
+
 // Bytes returns the key as the datapath hashes it.
 func (k Key) Bytes() []byte { b := *k.bytes(); return b[:] }
 
@@ -156,6 +160,9 @@ func (p *PacketKey) IPv6Dst() netip.Addr { return netip.AddrFrom16(p.W.Ipv6Dst) 
 
 // Narrow returns the narrow part of a packet key.
 func (p *PacketKey) Narrow() Key { return Key(p.N) }
+
+// SetNarrow sets the narrow part of a packet key.
+func (p *PacketKey) SetNarrow(k Key) { p.N = bpf.DatapathOvsbpfNarrow(k) }
 
 // String formats a key with every field, as the datapath sees a packet.
 func (k Key) String() string {

@@ -1,7 +1,6 @@
 package datapath
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -12,72 +11,15 @@ import (
 
 	"github.com/gopacket/gopacket/layers"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
 	"github.com/ovsbpf/ovsbpf/internal/netns"
 )
 
-// vmLink is a veth pair: host side in the chassis namespace, eth0 in a VM
-// namespace.
-func vmLink(t *testing.T, chassis *netns.NS, host string) *netns.NS {
-	t.Helper()
-	vm := netns.New(t, "ovsbpf-vm")
-	// No IPv6: its router and neighbour solicitations would be traffic
-	// the tests did not send.
-	vm.MustRun(t, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
-	chassis.MustRun(t, "ip", "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", vm.Name)
-	chassis.MustRun(t, "ip", "link", "set", host, "up")
-	vm.MustRun(t, "ip", "link", "set", "eth0", "up")
-	return vm
-}
-
-// capture opens a packet socket on eth0 inside vm.
-func capture(t *testing.T, vm *netns.NS) int {
-	t.Helper()
-	var fd int
-	require.NoError(t, vm.Do(func() error {
-		ifi, err := net.InterfaceByName("eth0")
-		if err != nil {
-			return err
-		}
-		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ALL)))
-		if err != nil {
-			return fmt.Errorf("packet socket: %w", err)
-		}
-		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index})
-	}))
-	t.Cleanup(func() { unix.Close(fd) })
-	tv := unix.NsecToTimeval(int64(50 * time.Millisecond))
-	require.NoError(t, unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv))
-	return fd
-}
-
-func htons(v uint16) uint16 { return v>>8 | v<<8 }
-
-// received returns the frames with the test's source MACs that arrived on
-// fd within d (the kernel's own IPv6 chatter is ignored).
-func received(fd int, d time.Duration, srcs ...[]byte) [][]byte {
-	var out [][]byte
-	buf := make([]byte, 2048)
-	for end := time.Now().Add(d); time.Now().Before(end); {
-		n, _, err := unix.Recvfrom(fd, buf, 0)
-		if err != nil {
-			continue
-		}
-		for _, s := range srcs {
-			if n >= 12 && bytes.Equal(buf[6:12], s) {
-				out = append(out, append([]byte(nil), buf[:n]...))
-			}
-		}
-	}
-	return out
-}
-
 func TestExecuteDeliversLikeTheFastPath(t *testing.T) {
 	chassis := netns.New(t, "ovsbpf-chassis")
-	vm2 := vmLink(t, chassis, "h2")
-	vm3 := vmLink(t, chassis, "h3")
-	fd2, fd3 := capture(t, vm2), capture(t, vm3)
+	vm2 := netns.AddVM(t, chassis, "h2")
+	vm3 := netns.AddVM(t, chassis, "h3")
+	cap2, cap3 := netns.NewCapture(t, vm2, "eth0"), netns.NewCapture(t, vm3, "eth0")
 
 	marker := [6]byte{0x0a, 0xbb, 0, 0, 0, 0x42}
 	frame := udpFrame(t, 30)
@@ -107,8 +49,8 @@ func TestExecuteDeliversLikeTheFastPath(t *testing.T) {
 		// Two outputs: a clone to each VM, the rewrite applying to both.
 		return x.Execute(frame, 1, []Action{SetEthSrc(marker), DecTTL(), Output(2), Output(3)})
 	}))
-	for _, fd := range []int{fd2, fd3} {
-		got := received(fd, 300*time.Millisecond, marker[:])
+	for _, c := range []*netns.Capture{cap2, cap3} {
+		got := c.From(marker[:], 300*time.Millisecond)
 		require.Len(t, got, 1, "exactly one copy per output")
 		require.Equal(t, byte(63), got[0][22], "decremented TTL")
 		requireValidChecksums(t, got[0])
@@ -117,15 +59,11 @@ func TestExecuteDeliversLikeTheFastPath(t *testing.T) {
 
 func TestAttachedPortForwardsRealTraffic(t *testing.T) {
 	chassis := netns.New(t, "ovsbpf-chassis")
-	vm1 := vmLink(t, chassis, "h1")
-	vm2 := vmLink(t, chassis, "h2")
-	fd2 := capture(t, vm2)
-	var mac1 net.HardwareAddr
-	require.NoError(t, vm1.Do(func() error {
-		ifi, err := net.InterfaceByName("eth0")
-		mac1 = ifi.HardwareAddr
-		return err
-	}))
+	vm1 := netns.AddVM(t, chassis, "h1")
+	vm2 := netns.AddVM(t, chassis, "h2")
+	cap2 := netns.NewCapture(t, vm2, "eth0")
+	mac1, err := vm1.MAC("eth0")
+	require.NoError(t, err)
 
 	require.NoError(t, chassis.Do(func() error {
 		d, err := Open(Config{})
@@ -152,10 +90,10 @@ func TestAttachedPortForwardsRealTraffic(t *testing.T) {
 		// vm1 sends five frames with its own source MAC.
 		f := serialize(t, &layers.Ethernet{SrcMAC: mac1, DstMAC: macVM2, EthernetType: layers.EthernetTypeIPv4},
 			ipv4Layer(layers.IPProtocolUDP), &layers.UDP{SrcPort: 1, DstPort: 2})
-		if err := vm1.Do(func() error { return sendFrames("eth0", f, 5) }); err != nil {
+		if err := vm1.Send("eth0", f, 5); err != nil {
 			return err
 		}
-		got := received(fd2, 300*time.Millisecond, mac1)
+		got := cap2.From(mac1, 300*time.Millisecond)
 		if len(got) != 5 {
 			return fmt.Errorf("vm2 received %d of 5 frames", len(got))
 		}
@@ -170,34 +108,14 @@ func TestAttachedPortForwardsRealTraffic(t *testing.T) {
 		if err := d.DeletePort(2); err != nil {
 			return err
 		}
-		if err := vm1.Do(func() error { return sendFrames("eth0", f, 3) }); err != nil {
+		if err := vm1.Send("eth0", f, 3); err != nil {
 			return err
 		}
-		if got := received(fd2, 200*time.Millisecond, mac1); len(got) != 0 {
+		if got := cap2.From(mac1, 200*time.Millisecond); len(got) != 0 {
 			return fmt.Errorf("vm2 received %d frames after its port was deleted", len(got))
 		}
 		return nil
 	}))
-}
-
-// sendFrames writes frame n times on ifname with a packet socket.
-func sendFrames(ifname string, frame []byte, n int) error {
-	ifi, err := net.InterfaceByName(ifname)
-	if err != nil {
-		return err
-	}
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	addr := &unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6}
-	for i := 0; i < n; i++ {
-		if err := unix.Sendto(fd, frame, 0, addr); err != nil {
-			return fmt.Errorf("sending on %s: %w", ifname, err)
-		}
-	}
-	return nil
 }
 
 func TestPinnedDatapathOutlivesTheProcessHandles(t *testing.T) {

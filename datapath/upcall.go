@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"unsafe"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ovsbpf/ovsbpf/bpf"
 )
 
@@ -45,6 +47,17 @@ type Upcall struct {
 	Key      PacketKey // the parser's key, recirc_id and ct fields included
 	Frame    []byte    // the frame, at most MaxUpcallFrame bytes
 	FrameLen uint32    // the frame's full length
+	// Time is when the datapath sent the upcall, on the monotonic clock
+	// (nanoseconds, as MonotonicNow returns).
+	Time uint64
+}
+
+// MonotonicNow returns the monotonic clock the datapath stamps upcalls
+// and flow use with, in nanoseconds.
+func MonotonicNow() uint64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return uint64(ts.Nano())
 }
 
 // ParseUpcall decodes one ring buffer record. The frame aliases raw.
@@ -59,6 +72,7 @@ func ParseUpcall(raw []byte) (Upcall, error) {
 		Reason:   UpcallReason(u32(unsafe.Offsetof(rec.Reason))),
 		FrameLen: u32(unsafe.Offsetof(rec.FrameLen)),
 		Ifindex:  u32(unsafe.Offsetof(rec.Ifindex)),
+		Time:     binary.LittleEndian.Uint64(raw[unsafe.Offsetof(rec.TsNs):]),
 	}
 	n := u32(unsafe.Offsetof(rec.Len))
 	if int(n) > MaxUpcallFrame {

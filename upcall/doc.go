@@ -1,5 +1,16 @@
-// Package upcall will own the slow path: the ring-buffer reader, the
-// handler pool that runs flowxlate's interpreter on missed packets and
-// installs the megaflows it reports, and the revalidator that expires and
-// rewrites cached flows. It is not written yet; see docs/architecture.md.
+// Package upcall is the slow path. It reads the datapath's upcall ring,
+// hands each missed packet to one of a pool of handlers (the same flow
+// always to the same handler, so its packets stay in order), runs it
+// through a Pipeline (flowxlate's interpreter behind an adapter), turns the
+// pipeline's outputs into datapath actions, installs the megaflow with the
+// mask the pipeline reported, and delivers the packet with the datapath's
+// own executor, so it leaves exactly as a cache hit would send it.
+//
+// The revalidator deletes idle megaflows, keeps their number under the
+// flow limit, and, whenever the pipeline changes, asks it again about
+// every cached megaflow: one whose decision changed is rewritten or
+// deleted, so a cached flow never forwards what the pipeline would drop.
+//
+// The package knows nothing of OVN: logical ports and datapaths stay on
+// the other side of the Pipeline interface.
 package upcall

@@ -132,6 +132,7 @@ struct ovsbpf_upcall {
 	__u32 len;    /* bytes of frame[] used */
 	__u32 frame_len; /* the packet's full length */
 	__u32 ifindex;
+	__u64 ts_ns;  /* bpf_ktime_get_ns() at the upcall: handler latency starts here */
 	struct ovsbpf_key key;
 	__u8 frame[OVSBPF_UPCALL_MAX_FRAME];
 	__u8 pad[2];

@@ -60,6 +60,20 @@ func (n *NS) MustRun(t testing.TB, name string, args ...string) string {
 	return out
 }
 
+// Enter moves the calling thread into the namespace. The caller must have
+// locked its goroutine to the thread and must never unlock it.
+func (n *NS) Enter() error {
+	f, err := os.Open("/run/netns/" + n.Name)
+	if err != nil {
+		return fmt.Errorf("opening netns %s: %w", n.Name, err)
+	}
+	defer f.Close()
+	if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("entering netns %s: %w", n.Name, err)
+	}
+	return nil
+}
+
 // Do runs fn on a thread that is inside the namespace. Only fn's own
 // goroutine is inside; goroutines it starts are not.
 func (n *NS) Do(fn func() error) error {
@@ -69,14 +83,8 @@ func (n *NS) Do(fn func() error) error {
 		// it ends with the goroutine, so no other goroutine can
 		// inherit its namespace.
 		runtime.LockOSThread()
-		f, err := os.Open("/run/netns/" + n.Name)
-		if err != nil {
-			errc <- fmt.Errorf("opening netns %s: %w", n.Name, err)
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("entering netns %s: %w", n.Name, err)
+		if err := n.Enter(); err != nil {
+			errc <- err
 			return
 		}
 		errc <- fn()

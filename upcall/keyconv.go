@@ -1,0 +1,191 @@
+package upcall
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/ovsbpf/ovsbpf/datapath"
+	"github.com/ovsbpf/ovsbpf/flowxlate/field"
+)
+
+// The datapath's key and flowxlate's field set describe the same headers
+// in two layouts. Header fields are big-endian in both, so most convert by
+// copying bytes; the datapath's metadata (in_port, ct_zone, ct_mark) is in
+// host order. ARP's hardware addresses live in the narrow key's L4 and
+// conntrack bytes, which ARP packets lack, so what those bytes mean depends
+// on the packet's Ethernet type.
+
+// byteMap places a flowxlate field's storage in the narrow key.
+type byteMap struct {
+	id  field.ID
+	off int // in the narrow key
+}
+
+// Header fields stored alike in both layouts.
+var commonNarrow = []byteMap{
+	{field.EthDst, 4}, {field.EthSrc, 10}, {field.EthType, 16}, {field.VLANTCI, 18},
+	{field.IPv4Src, 20}, {field.IPv4Dst, 24}, {field.IPProto, 28}, {field.IPTTL, 29},
+	{field.IPFrag, 30}, {field.IPDSCP, 44}, // ip_dscp's storage is the whole TOS byte
+}
+
+// Fields in the narrow key's bytes 32..43 when the packet is not ARP.
+var l4Narrow = []byteMap{{field.TCPSrc, 32}, {field.TCPDst, 34}, {field.TCPFlags, 36}}
+
+// ...and when it is.
+var arpNarrow = []byteMap{{field.ARPSHA, 32}, {field.ARPTHA, 38}}
+
+const ethTypeARP = 0x0806
+
+func storage(k *field.Key, id field.ID) []byte {
+	d := field.Lookup(id)
+	return k[d.Off : d.Off+d.Size]
+}
+
+// PacketFields returns the flowxlate key of a packet the datapath parsed:
+// its headers, in_port (the datapath port) and conntrack fields, with
+// registers and metadata zero.
+func PacketFields(pk *datapath.PacketKey) field.Key {
+	var k field.Key
+	n := datapath.Key(pk.N)
+	nb := n.Bytes()
+	k.Set(field.InPort, field.U64(uint64(n.InPort)))
+	for _, m := range commonNarrow {
+		s := storage(&k, m.id)
+		copy(s, nb[m.off:m.off+len(s)])
+	}
+	k.Set(field.CTState, field.U64(uint64(n.CtState)))
+	if n.EtherType() == ethTypeARP {
+		for _, m := range arpNarrow {
+			copy(storage(&k, m.id), nb[m.off:])
+		}
+	} else {
+		for _, m := range l4Narrow {
+			s := storage(&k, m.id)
+			copy(s, nb[m.off:m.off+len(s)])
+		}
+		k.Set(field.CTZone, field.U64(uint64(n.CtZone)))
+		k.Set(field.CTMark, field.U64(uint64(n.CtMark)))
+	}
+	w := &pk.W
+	copy(storage(&k, field.IPv6Src), w.Ipv6Src[:])
+	copy(storage(&k, field.IPv6Dst), w.Ipv6Dst[:])
+	binary.BigEndian.PutUint32(storage(&k, field.IPv6Label), beToHost32(w.Ipv6Label))
+	copy(storage(&k, field.NDTarget), w.NdTarget[:])
+	if n.EtherType() != ethTypeARP {
+		// nd_sll and nd_tll share arp_sha's and arp_tha's storage.
+		copy(storage(&k, field.NDSLL), w.NdSll[:])
+		copy(storage(&k, field.NDTLL), w.NdTll[:])
+	}
+	copy(storage(&k, field.CTLabel), w.CtLabel[:])
+	binary.BigEndian.PutUint64(storage(&k, field.TunID), beToHost64(w.TunId))
+	return k
+}
+
+// beToHost32 turns a __be32 the generated Go struct read as little-endian
+// into its value.
+func beToHost32(v uint32) uint32 {
+	var b [4]byte
+	binary.LittleEndian.PutUint32(b[:], v)
+	return binary.BigEndian.Uint32(b[:])
+}
+
+func beToHost64(v uint64) uint64 {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], v)
+	return binary.BigEndian.Uint64(b[:])
+}
+
+// ErrUncacheable says a decision cannot become a megaflow: the packet
+// is still delivered, by the slow path, but each such packet comes up.
+var ErrUncacheable = errors.New("cannot be cached")
+
+// pipelineState is what the megaflow need not match: registers and
+// metadata start at zero on every packet, so a pipeline that read them read
+// its own writes, which follow from bits the mask already has.
+func pipelineState(id field.ID) bool {
+	return field.IsRegister(id) || id == field.Metadata
+}
+
+// MegaflowMask turns the bits a pipeline read (mask) while deciding on the
+// packet pk into a datapath mask. in_port and recirc_id are always exact.
+// It fails with ErrUncacheable when the pipeline read a field the narrow
+// key does not hold (IPv6 addresses, neighbour discovery, ct_label, the
+// tunnel id, the original-direction conntrack tuple, pkt_mark).
+func MegaflowMask(mask *field.Mask, pk *datapath.PacketKey) (datapath.Mask, error) {
+	var m datapath.Mask
+	m.InPort, m.RecircId = 0xffff, 0xffff
+	mb := maskBytes(&m)
+	narrow := pk.Narrow()
+	isARP := narrow.EtherType() == ethTypeARP
+
+	covered := map[field.ID]bool{field.InPort: true}
+	copyMask := func(maps []byteMap) {
+		for _, bm := range maps {
+			s := storage(mask, bm.id)
+			for i, b := range s {
+				mb[bm.off+i] |= b
+			}
+			covered[bm.id] = true
+		}
+	}
+	copyMask(commonNarrow)
+	if isARP {
+		copyMask(arpNarrow)
+	} else {
+		copyMask(l4Narrow)
+		if v := mask.Get(field.CTZone); !v.IsZero() {
+			m.CtZone = uint16(v.Lo)
+		}
+		if v := mask.Get(field.CTMark); !v.IsZero() {
+			m.CtMark = uint32(v.Lo)
+		}
+		covered[field.CTZone], covered[field.CTMark] = true, true
+	}
+	if v := mask.Get(field.CTState); !v.IsZero() {
+		if v.Lo > 0xff {
+			return m, fmt.Errorf("ct_state bits %s: %w", v, ErrUncacheable)
+		}
+		m.CtState = uint8(v.Lo)
+	}
+	covered[field.CTState] = true
+
+	// Anything else the pipeline read that is not its own state makes
+	// the decision uncacheable. Fields sharing storage with a covered
+	// one (ip_ecn with ip_dscp, udp_dst with tcp_dst) are covered too.
+	coveredStorage := map[int]bool{}
+	for id := range covered {
+		coveredStorage[field.Lookup(id).Off] = true
+	}
+	for _, d := range field.All() {
+		if pipelineState(d.ID) || coveredStorage[d.Off] {
+			continue
+		}
+		if !mask.Get(d.ID).IsZero() {
+			return m, fmt.Errorf("the pipeline read %s, which the datapath's narrow key lacks: %w", d.Name, ErrUncacheable)
+		}
+	}
+
+	// The narrow key's bytes mean different things for different
+	// packets: whoever matches on them must also match on what says
+	// what they are.
+	if !allZero(mb[20:48]) {
+		m.EthType = 0xffff
+	}
+	if !allZero(mb[32:38]) && !isARP {
+		m.NwProto = 0xff
+		m.NwFrag = 0xff // later fragments have no L4 header
+	}
+	return m, nil
+}
+
+func maskBytes(m *datapath.Mask) []byte { return m.Raw()[:] }
+
+func allZero(b []byte) bool {
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,340 @@
+package upcall
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf/ringbuf"
+
+	"github.com/ovsbpf/ovsbpf/datapath"
+	"github.com/ovsbpf/ovsbpf/flowxlate/field"
+)
+
+// Pipeline decides what happens to packets: the logical network, seen from
+// one chassis. Implementations must be safe for concurrent use.
+type Pipeline interface {
+	// Process decides the fate of a packet whose fields are pkt (in_port
+	// is the datapath port it arrived on).
+	Process(pkt field.Key) (Decision, error)
+	// Version changes whenever the pipeline does; a decision taken at
+	// one version must be checked again at a later one.
+	Version() uint64
+}
+
+// Decision is what a pipeline does with one packet.
+type Decision struct {
+	Outputs []Output   // in order; none drops the packet
+	Mask    field.Mask // every bit of the packet the decision depends on
+	// NoCache, when not empty, says why the decision must not be cached
+	// (it depends on something outside the packet, like conntrack).
+	NoCache string
+}
+
+// Config says how the slow path runs.
+type Config struct {
+	Datapath *datapath.Datapath
+	Pipeline Pipeline
+	// Handlers is the number of goroutines that handle upcalls; 0 means
+	// one per CPU.
+	Handlers int
+	// MaxIdle is how long a megaflow may go unused before it is deleted;
+	// 0 means 10 s, as OVS's max-idle.
+	MaxIdle time.Duration
+	// FlowLimit caps the number of megaflows; 0 means the datapath's
+	// capacity. Past it, packets are handled but not cached.
+	FlowLimit int
+	// RevalidateEvery is the period of the revalidator's sweep (idle
+	// flows, flow limit); a pipeline change starts a sweep at once.
+	// 0 means 500 ms.
+	RevalidateEvery time.Duration
+	// HandlerThread, if set, runs on each handler's OS thread, which
+	// the handler keeps for its life, before it handles an upcall: a
+	// caller whose process is not in the ports' network namespace
+	// enters it here.
+	HandlerThread func() error
+	Logger        *slog.Logger
+}
+
+// Slowpath reads upcalls, decides them with the pipeline, installs
+// megaflows, delivers the packets, and keeps the cached megaflows in line
+// with the pipeline.
+type Slowpath struct {
+	cfg  Config
+	dp   *datapath.Datapath
+	pipe Pipeline
+	log  *slog.Logger
+
+	ukeys   sync.Map // ukeyID -> *ukey
+	kick    chan struct{}
+	stats   counters
+	latency *latencyRing
+	rate    *rateMeter
+}
+
+// ukeyID names a megaflow.
+type ukeyID struct{ mask, key datapath.Key }
+
+// ukey is what the slow path remembers of a megaflow it installed: the
+// packet that made it, so the revalidator can ask the pipeline again.
+type ukey struct {
+	pkt     field.Key
+	mask    datapath.Mask
+	actions []datapath.Action
+	version uint64
+	created time.Time
+}
+
+type counters struct {
+	upcalls, misses, installed, uncacheable, unsupported, pipelineErrors atomic.Uint64
+	delivered, deliveryErrors, truncated, queueFull, badRecords          atomic.Uint64
+	otherReasons, revalidations, expired, revalidatedAway, evicted       atomic.Uint64
+	installErrors                                                        atomic.Uint64
+}
+
+// New returns a slow path; Run starts it.
+func New(cfg Config) (*Slowpath, error) {
+	if cfg.Datapath == nil || cfg.Pipeline == nil {
+		return nil, errors.New("slow path: a datapath and a pipeline are required")
+	}
+	if cfg.Handlers <= 0 {
+		cfg.Handlers = runtime.NumCPU()
+	}
+	if cfg.Handlers > datapath.MaxExecutors {
+		return nil, fmt.Errorf("slow path: %d handlers, at most %d", cfg.Handlers, datapath.MaxExecutors)
+	}
+	if cfg.MaxIdle <= 0 {
+		cfg.MaxIdle = 10 * time.Second
+	}
+	if cfg.FlowLimit <= 0 || cfg.FlowLimit > datapath.MaxFlows-1 {
+		cfg.FlowLimit = datapath.MaxFlows - 1
+	}
+	if cfg.RevalidateEvery <= 0 {
+		cfg.RevalidateEvery = 500 * time.Millisecond
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Slowpath{cfg: cfg, dp: cfg.Datapath, pipe: cfg.Pipeline, log: log,
+		kick: make(chan struct{}, 1), latency: newLatencyRing(4096), rate: newRateMeter()}, nil
+}
+
+// PipelineChanged starts a revalidation: every cached megaflow decided at
+// an older pipeline version is checked against the current one.
+func (s *Slowpath) PipelineChanged() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run handles upcalls and revalidates until ctx ends. The process must be
+// in the network namespace of the datapath's ports: delivering a packet
+// test-runs a program, which finds its output interfaces by index in the
+// namespace of the thread that runs it.
+func (s *Slowpath) Run(ctx context.Context) error {
+	rd, err := ringbuf.NewReader(s.dp.UpcallMap())
+	if err != nil {
+		return fmt.Errorf("opening the upcall ring: %w", err)
+	}
+	queues := make([]chan []byte, s.cfg.Handlers)
+	var wg sync.WaitGroup
+	ready := make(chan error, len(queues))
+	for i := range queues {
+		queues[i] = make(chan []byte, 256)
+		x, err := s.dp.NewExecutor()
+		if err != nil {
+			rd.Close()
+			return fmt.Errorf("handler %d: %w", i, err)
+		}
+		wg.Add(1)
+		go func(q <-chan []byte) {
+			defer wg.Done()
+			defer x.Close()
+			if s.cfg.HandlerThread != nil {
+				runtime.LockOSThread() // never unlocked: the thread dies with the handler
+				if err := s.cfg.HandlerThread(); err != nil {
+					ready <- err
+					for range q {
+					}
+					return
+				}
+			}
+			ready <- nil
+			for raw := range q {
+				s.handle(x, raw)
+			}
+		}(queues[i])
+	}
+	var startErr error
+	for range queues {
+		if err := <-ready; err != nil && startErr == nil {
+			startErr = fmt.Errorf("starting a handler: %w", err)
+		}
+	}
+	if startErr != nil {
+		rd.Close()
+		for _, q := range queues {
+			close(q)
+		}
+		wg.Wait()
+		return startErr
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.revalidator(ctx)
+	}()
+	go func() {
+		<-ctx.Done()
+		rd.Close()
+	}()
+	s.log.Info("slow path running", "handlers", s.cfg.Handlers, "max_idle", s.cfg.MaxIdle, "flow_limit", s.cfg.FlowLimit)
+	err = s.readRing(rd, queues)
+	for _, q := range queues {
+		close(q)
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// readRing hands each upcall to a handler chosen by a hash of its flow key,
+// so that packets of one flow are handled in order.
+func (s *Slowpath) readRing(rd *ringbuf.Reader, queues []chan []byte) error {
+	for {
+		rec, err := rd.Read()
+		if err != nil {
+			if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("reading the upcall ring: %w", err)
+		}
+		raw := rec.RawSample
+		h := fnv.New32a()
+		if len(raw) >= 72 {
+			h.Write(raw[24:72]) // the narrow key
+		}
+		select {
+		case queues[h.Sum32()%uint32(len(queues))] <- raw:
+		default:
+			s.stats.queueFull.Add(1)
+		}
+	}
+}
+
+func (s *Slowpath) handle(x *datapath.Executor, raw []byte) {
+	s.stats.upcalls.Add(1)
+	s.rate.add(time.Now())
+	u, err := datapath.ParseUpcall(raw)
+	if err != nil {
+		s.stats.badRecords.Add(1)
+		s.log.Error("bad upcall record", "err", err)
+		return
+	}
+	if u.Reason != datapath.UpcallMiss {
+		// TTL expiry (ICMP time exceeded), conntrack and controller
+		// actions are not handled yet: the packet is dropped, counted.
+		s.stats.otherReasons.Add(1)
+		return
+	}
+	s.stats.misses.Add(1)
+	version := s.pipe.Version()
+	pkt := PacketFields(&u.Key)
+	dec, err := s.pipe.Process(pkt)
+	if err != nil {
+		s.stats.pipelineErrors.Add(1)
+		s.log.Warn("pipeline failed on a packet; dropped", "packet", u.Key.Narrow().String(), "err", err)
+		return
+	}
+	acts, err := BuildActions(&pkt, dec.Outputs)
+	if err != nil {
+		s.stats.unsupported.Add(1)
+		s.log.Warn("packet needs a rewrite the datapath lacks; dropped", "packet", u.Key.Narrow().String(), "err", err)
+		return
+	}
+	s.install(&u, pkt, dec, acts, version)
+	s.deliver(x, &u, pkt, dec, acts)
+	s.latency.add(time.Duration(datapath.MonotonicNow() - u.Time))
+}
+
+func (s *Slowpath) install(u *datapath.Upcall, pkt field.Key, dec Decision, acts []datapath.Action, version uint64) {
+	why := dec.NoCache
+	var mask datapath.Mask
+	if why == "" {
+		var err error
+		if mask, err = MegaflowMask(&dec.Mask, &u.Key); err != nil {
+			why = err.Error()
+		}
+	}
+	if why == "" && len(acts) > datapath.MaxActions {
+		why = fmt.Sprintf("%d actions, more than %d", len(acts), datapath.MaxActions)
+	}
+	if why == "" && s.dp.FlowCount() >= s.cfg.FlowLimit {
+		why = "flow limit reached"
+	}
+	if why != "" {
+		s.stats.uncacheable.Add(1)
+		s.log.Debug("not caching", "packet", u.Key.Narrow().String(), "why", why)
+		return
+	}
+	key := u.Key.Narrow().And(&mask)
+	// The ukey goes in first: the revalidator deletes flows it has no
+	// ukey for that no packet has hit yet.
+	id := ukeyID{mask, key}
+	s.ukeys.Store(id, &ukey{pkt: pkt, mask: mask, actions: acts, version: version, created: time.Now()})
+	if _, err := s.dp.PutFlow(mask, key, acts); err != nil {
+		s.ukeys.Delete(id)
+		s.stats.installErrors.Add(1)
+		s.log.Warn("cannot install megaflow", "err", err)
+		return
+	}
+	s.stats.installed.Add(1)
+	if s.pipe.Version() != version {
+		// The pipeline changed while this packet was decided: check
+		// the flow against the new one.
+		s.PipelineChanged()
+	}
+}
+
+// deliver sends the packet with the actions a cache hit would have run. An
+// action list too long for one execution goes out one output at a time.
+func (s *Slowpath) deliver(x *datapath.Executor, u *datapath.Upcall, pkt field.Key, dec Decision, acts []datapath.Action) {
+	if len(dec.Outputs) == 0 {
+		return
+	}
+	if u.FrameLen != uint32(len(u.Frame)) {
+		s.stats.truncated.Add(1)
+		return
+	}
+	lists := [][]datapath.Action{acts}
+	if len(acts) > datapath.MaxActions {
+		lists = nil
+		for _, o := range dec.Outputs {
+			a, err := BuildActions(&pkt, []Output{o})
+			if err != nil || len(a) > datapath.MaxActions {
+				s.stats.deliveryErrors.Add(1)
+				continue
+			}
+			lists = append(lists, a)
+		}
+	}
+	for _, l := range lists {
+		if err := x.Execute(u.Frame, u.Ifindex, l); err != nil {
+			s.stats.deliveryErrors.Add(1)
+			s.log.Warn("cannot deliver a packet from the slow path", "err", err)
+			return
+		}
+	}
+	s.stats.delivered.Add(1)
+}

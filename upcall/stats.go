@@ -1,0 +1,120 @@
+package upcall
+
+import (
+	"slices"
+	"sync"
+	"time"
+)
+
+// Stats is what upcall/show reports about the slow path.
+type Stats struct {
+	Handlers        int
+	Upcalls         uint64  // records read from the ring
+	Misses          uint64  // of which cache misses
+	OtherReasons    uint64  // TTL expiry, conntrack, controller actions: dropped for now
+	Installed       uint64  // megaflows installed
+	Uncacheable     uint64  // decisions delivered but not cached
+	Unsupported     uint64  // packets dropped: a rewrite the datapath cannot do
+	PipelineErrors  uint64  // packets dropped: the pipeline failed
+	InstallErrors   uint64  // megaflows the datapath refused
+	Delivered       uint64  // packets the slow path sent on
+	DeliveryErrors  uint64  // packets it failed to send
+	Truncated       uint64  // frames longer than an upcall carries: dropped
+	QueueFull       uint64  // upcalls dropped because every handler was busy
+	BadRecords      uint64  // ring records that did not decode
+	Revalidations   uint64  // revalidator sweeps
+	Expired         uint64  // megaflows deleted as idle
+	RevalidatedAway uint64  // megaflows deleted because the pipeline changed
+	Evicted         uint64  // megaflows deleted over the flow limit
+	RatePerSecond   float64 // upcalls a second over the last 10 s
+	// Handler latency, from the datapath's upcall to the megaflow
+	// installed and the packet sent, over the last 4,096 upcalls.
+	LatencyP50, LatencyP90, LatencyP99, LatencyMax time.Duration
+	LatencySamples                                 int
+}
+
+// Stats returns the slow path's counters.
+func (s *Slowpath) Stats() Stats {
+	c := &s.stats
+	st := Stats{
+		Handlers: s.cfg.Handlers, Upcalls: c.upcalls.Load(), Misses: c.misses.Load(), OtherReasons: c.otherReasons.Load(),
+		Installed: c.installed.Load(), Uncacheable: c.uncacheable.Load(), Unsupported: c.unsupported.Load(),
+		PipelineErrors: c.pipelineErrors.Load(), InstallErrors: c.installErrors.Load(), Delivered: c.delivered.Load(),
+		DeliveryErrors: c.deliveryErrors.Load(), Truncated: c.truncated.Load(), QueueFull: c.queueFull.Load(),
+		BadRecords: c.badRecords.Load(), Revalidations: c.revalidations.Load(), Expired: c.expired.Load(),
+		RevalidatedAway: c.revalidatedAway.Load(), Evicted: c.evicted.Load(),
+		RatePerSecond: s.rate.perSecond(time.Now()),
+	}
+	lat := s.latency.snapshot()
+	st.LatencySamples = len(lat)
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+		st.LatencyP50, st.LatencyP90, st.LatencyP99, st.LatencyMax = pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1]
+	}
+	return st
+}
+
+// latencyRing keeps the last n handler latencies.
+type latencyRing struct {
+	mu   sync.Mutex
+	buf  []time.Duration
+	next int
+	full bool
+}
+
+func newLatencyRing(n int) *latencyRing { return &latencyRing{buf: make([]time.Duration, n)} }
+
+func (r *latencyRing) add(d time.Duration) {
+	r.mu.Lock()
+	r.buf[r.next] = d
+	r.next++
+	if r.next == len(r.buf) {
+		r.next, r.full = 0, true
+	}
+	r.mu.Unlock()
+}
+
+func (r *latencyRing) snapshot() []time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.full {
+		return slices.Clone(r.buf)
+	}
+	return slices.Clone(r.buf[:r.next])
+}
+
+// rateMeter counts events per second over the last rateWindow seconds.
+type rateMeter struct {
+	mu     sync.Mutex
+	counts [rateWindow]uint64
+	secs   [rateWindow]int64
+}
+
+const rateWindow = 10
+
+func newRateMeter() *rateMeter { return &rateMeter{} }
+
+func (m *rateMeter) add(now time.Time) {
+	sec := now.Unix()
+	i := sec % rateWindow
+	m.mu.Lock()
+	if m.secs[i] != sec {
+		m.secs[i], m.counts[i] = sec, 0
+	}
+	m.counts[i]++
+	m.mu.Unlock()
+}
+
+func (m *rateMeter) perSecond(now time.Time) float64 {
+	sec := now.Unix()
+	var n uint64
+	m.mu.Lock()
+	for i := range m.secs {
+		if sec-m.secs[i] < rateWindow {
+			n += m.counts[i]
+		}
+	}
+	m.mu.Unlock()
+	return float64(n) / rateWindow
+}
