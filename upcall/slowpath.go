@@ -96,7 +96,7 @@ type counters struct {
 	upcalls, misses, installed, uncacheable, unsupported, pipelineErrors atomic.Uint64
 	delivered, deliveryErrors, truncated, queueFull, badRecords          atomic.Uint64
 	otherReasons, revalidations, expired, revalidatedAway, evicted       atomic.Uint64
-	installErrors                                                        atomic.Uint64
+	installErrors, checksumsCompleted                                    atomic.Uint64
 }
 
 // New returns a slow path; Run starts it.
@@ -316,6 +316,9 @@ func (s *Slowpath) deliver(x *datapath.Executor, u *datapath.Upcall, pkt field.K
 	if u.FrameLen != uint32(len(u.Frame)) {
 		s.stats.truncated.Add(1)
 		return
+	}
+	if completeChecksum(u.Frame) {
+		s.stats.checksumsCompleted.Add(1)
 	}
 	lists := [][]datapath.Action{acts}
 	if len(acts) > datapath.MaxActions {

@@ -8,25 +8,28 @@ import (
 
 // Stats is what upcall/show reports about the slow path.
 type Stats struct {
-	Handlers        int
-	Upcalls         uint64  // records read from the ring
-	Misses          uint64  // of which cache misses
-	OtherReasons    uint64  // TTL expiry, conntrack, controller actions: dropped for now
-	Installed       uint64  // megaflows installed
-	Uncacheable     uint64  // decisions delivered but not cached
-	Unsupported     uint64  // packets dropped: a rewrite the datapath cannot do
-	PipelineErrors  uint64  // packets dropped: the pipeline failed
-	InstallErrors   uint64  // megaflows the datapath refused
-	Delivered       uint64  // packets the slow path sent on
-	DeliveryErrors  uint64  // packets it failed to send
-	Truncated       uint64  // frames longer than an upcall carries: dropped
-	QueueFull       uint64  // upcalls dropped because every handler was busy
-	BadRecords      uint64  // ring records that did not decode
-	Revalidations   uint64  // revalidator sweeps
-	Expired         uint64  // megaflows deleted as idle
-	RevalidatedAway uint64  // megaflows deleted because the pipeline changed
-	Evicted         uint64  // megaflows deleted over the flow limit
-	RatePerSecond   float64 // upcalls a second over the last 10 s
+	Handlers       int
+	Upcalls        uint64 // records read from the ring
+	Misses         uint64 // of which cache misses
+	OtherReasons   uint64 // TTL expiry, conntrack, controller actions: dropped for now
+	Installed      uint64 // megaflows installed
+	Uncacheable    uint64 // decisions delivered but not cached
+	Unsupported    uint64 // packets dropped: a rewrite the datapath cannot do
+	PipelineErrors uint64 // packets dropped: the pipeline failed
+	InstallErrors  uint64 // megaflows the datapath refused
+	Delivered      uint64 // packets the slow path sent on
+	DeliveryErrors uint64 // packets it failed to send
+	Truncated      uint64 // frames longer than an upcall carries: dropped
+	// ChecksumsCompleted counts delivered packets whose TCP or UDP
+	// checksum was left to offload by a local sender and filled in.
+	ChecksumsCompleted uint64
+	QueueFull          uint64  // upcalls dropped because every handler was busy
+	BadRecords         uint64  // ring records that did not decode
+	Revalidations      uint64  // revalidator sweeps
+	Expired            uint64  // megaflows deleted as idle
+	RevalidatedAway    uint64  // megaflows deleted because the pipeline changed
+	Evicted            uint64  // megaflows deleted over the flow limit
+	RatePerSecond      float64 // upcalls a second over the last 10 s
 	// Handler latency, from the datapath's upcall to the megaflow
 	// installed and the packet sent, over the last 4,096 upcalls.
 	LatencyP50, LatencyP90, LatencyP99, LatencyMax time.Duration
@@ -43,7 +46,8 @@ func (s *Slowpath) Stats() Stats {
 		DeliveryErrors: c.deliveryErrors.Load(), Truncated: c.truncated.Load(), QueueFull: c.queueFull.Load(),
 		BadRecords: c.badRecords.Load(), Revalidations: c.revalidations.Load(), Expired: c.expired.Load(),
 		RevalidatedAway: c.revalidatedAway.Load(), Evicted: c.evicted.Load(),
-		RatePerSecond: s.rate.perSecond(time.Now()),
+		ChecksumsCompleted: c.checksumsCompleted.Load(),
+		RatePerSecond:      s.rate.perSecond(time.Now()),
 	}
 	lat := s.latency.snapshot()
 	st.LatencySamples = len(lat)

@@ -43,8 +43,12 @@ func newRootCommand() *cobra.Command {
 		Long: `ovsbpfctl inspects the logical pipeline that ovsbpf builds from the OVN
 Southbound database, and the datapath that runs it.
 
-  ovsbpfctl trace     trace a packet through the logical pipeline, like ovn-trace
-  ovsbpfctl lflow     check and list logical flows as ovsbpf compiles them`,
+  ovsbpfctl trace             trace a packet through the logical pipeline, like ovn-trace
+  ovsbpfctl lflow             check and list logical flows as ovsbpf compiles them
+  ovsbpfctl dpctl/dump-flows  the datapath's megaflows (from a running ovsbpfd)
+  ovsbpfctl dpif/show         datapath counters and ports
+  ovsbpfctl upcall/show       slow-path counters and handler latency
+  ovsbpfctl appctl CMD        any ovsbpfd control command, as ovs-appctl does`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
@@ -57,5 +61,6 @@ Southbound database, and the datapath that runs it.
 	}
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log progress and skipped flows to stderr")
 	root.AddCommand(newTraceCommand(), newLflowCommand())
+	root.AddCommand(newDaemonCommands()...)
 	return root
 }

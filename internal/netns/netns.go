@@ -75,19 +75,30 @@ func (n *NS) Enter() error {
 }
 
 // Do runs fn on a thread that is inside the namespace. Only fn's own
-// goroutine is inside; goroutines it starts are not.
+// goroutine is inside; goroutines it starts are not. The thread goes back
+// to its own namespace afterwards: letting it die instead would fire the
+// parent-death signal of any child process that thread once started.
 func (n *NS) Do(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
-		// The thread is never handed back to the scheduler's pool:
-		// it ends with the goroutine, so no other goroutine can
-		// inherit its namespace.
 		runtime.LockOSThread()
+		home, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			errc <- fmt.Errorf("opening this thread's netns: %w", err)
+			runtime.UnlockOSThread()
+			return
+		}
+		defer home.Close()
 		if err := n.Enter(); err != nil {
 			errc <- err
+			runtime.UnlockOSThread()
 			return
 		}
 		errc <- fn()
+		if err := unix.Setns(int(home.Fd()), unix.CLONE_NEWNET); err != nil {
+			return // leave the thread locked: it dies with this goroutine
+		}
+		runtime.UnlockOSThread()
 	}()
 	return <-errc
 }

@@ -28,6 +28,7 @@ var packages = map[string]string{
 	"ovsdb-server": "openvswitch-switch", "ovsdb-tool": "openvswitch-common",
 	"ovsdb-client": "openvswitch-common", "ovn-northd": "ovn-central",
 	"ovn-nbctl": "ovn-central", "ovn-sbctl": "ovn-central", "ovn-trace": "ovn-central",
+	"ovs-vsctl": "openvswitch-switch", "ovs-appctl": "openvswitch-common",
 }
 
 // RequireBinaries fails t unless every named program is on PATH.
@@ -44,6 +45,8 @@ func RequireBinaries(t testing.TB, names ...string) {
 const (
 	NBSchema = "/usr/share/ovn/ovn-nb.ovsschema"
 	SBSchema = "/usr/share/ovn/ovn-sb.ovsschema"
+	// VSwitchSchema is the local Open_vSwitch database's schema.
+	VSwitchSchema = "/usr/share/openvswitch/vswitch.ovsschema"
 )
 
 // daemon is a child process the test owns.
@@ -259,3 +262,17 @@ func (c *Central) Trace(ctx context.Context, args ...string) (string, error) {
 
 // NorthdLog returns the end of ovn-northd's log.
 func (c *Central) NorthdLog() string { return c.northd.logTail() }
+
+// VSCtl runs ovs-vsctl against the local database s and returns its
+// output, failing t on error.
+func (s *Server) VSCtl(t testing.TB, args ...string) string {
+	t.Helper()
+	RequireBinaries(t, "ovs-vsctl")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := run(ctx, nil, "ovs-vsctl", append([]string{"--db=" + s.Remote(), "--timeout=20"}, args...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ovsbpf/ovsbpf/internal/unixctl"
+)
+
+// defaultTarget is ovsbpfd's default control socket.
+const defaultTarget = "/var/run/ovsbpf/ovsbpfd.ctl"
+
+// daemonCommands are the ovsbpfd control commands ovsbpfctl offers by
+// name; any other goes through "ovsbpfctl appctl".
+var daemonCommands = []struct{ name, short, long string }{
+	{"dpctl/dump-flows", "Show the datapath's megaflows with their statistics",
+		`Prints every megaflow in the eBPF megaflow cache in ovs-dpctl syntax:
+the match (fields the mask keeps, with partial masks after a slash), packets,
+bytes, time since last use, and the actions (a bare number outputs to that
+datapath port; ovs-vsctl get Interface NAME ofport shows an interface's).`},
+	{"dpctl/del-flows", "Delete every megaflow", `Empties the megaflow cache; the next packet of each flow goes to the slow path again.`},
+	{"dpif/show", "Show datapath counters and ports", `Prints cache hits and misses, exact-match cache and mask statistics,
+upcalls lost to a full ring, malformed packets dropped by reason, and the ports.`},
+	{"upcall/show", "Show slow-path counters and handler latency", `Prints misses and the upcall rate, upcalls lost, what the handlers did
+(installed, uncached, delivered, dropped and why), revalidator work, and
+handler latency percentiles from the datapath's upcall to the packet sent.`},
+}
+
+func newDaemonCommands() []*cobra.Command {
+	var cmds []*cobra.Command
+	for _, dc := range daemonCommands {
+		name := dc.name
+		var target string
+		c := &cobra.Command{
+			Use:   name,
+			Short: dc.short,
+			Long:  dc.long + "\n\nThe same as: ovs-appctl -t " + defaultTarget + " " + name,
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return callDaemon(cmd.Context(), target, name)
+			},
+		}
+		c.Flags().StringVarP(&target, "target", "t", defaultTarget, "ovsbpfd's control socket")
+		cmds = append(cmds, c)
+	}
+	var target string
+	appctl := &cobra.Command{
+		Use:   "appctl COMMAND [ARG...]",
+		Short: "Run any ovsbpfd control command",
+		Long:  "Runs a control command on ovsbpfd, as ovs-appctl -t SOCKET does. \"appctl list-commands\" lists them.",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return callDaemon(cmd.Context(), target, args[0], args[1:]...)
+		},
+	}
+	appctl.Flags().StringVarP(&target, "target", "t", defaultTarget, "ovsbpfd's control socket")
+	return append(cmds, appctl)
+}
+
+func callDaemon(ctx context.Context, target, command string, args ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := unixctl.Call(ctx, target, command, args...)
+	var ce *unixctl.CommandError
+	if errors.As(err, &ce) {
+		fmt.Fprintln(os.Stderr, ce.Text)
+		return exitError{2}
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Print(out)
+	return nil
+}

@@ -1,0 +1,330 @@
+// Command ovsbpfd is the ovsbpf chassis daemon: it takes the place of
+// ovn-controller, ovs-vswitchd and the openvswitch kernel module. It binds
+// the interfaces the local Open_vSwitch database names to logical ports,
+// attaches the eBPF datapath to them, runs the OVN logical pipeline from
+// the Southbound database as the slow path, and answers ovs-appctl-style
+// commands on a control socket.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ovsbpf/ovsbpf/datapath"
+	"github.com/ovsbpf/ovsbpf/internal/chassis"
+	"github.com/ovsbpf/ovsbpf/internal/unixctl"
+	"github.com/ovsbpf/ovsbpf/ovsdb"
+	"github.com/ovsbpf/ovsbpf/upcall"
+)
+
+// DefaultControlSocket is where ovsbpfd listens unless told otherwise.
+const DefaultControlSocket = "/var/run/ovsbpf/ovsbpfd.ctl"
+
+type options struct {
+	db, ovnRemote, control, pinPath, logLevel string
+	handlers, flowLimit                       int
+	maxIdle                                   time.Duration
+	disableEMC, destroyOnExit                 bool
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newCommand().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "ovsbpfd:", err)
+		os.Exit(1)
+	}
+}
+
+func newCommand() *cobra.Command {
+	var o options
+	cmd := &cobra.Command{
+		Use:   "ovsbpfd",
+		Short: "The ovsbpf chassis daemon: an eBPF datapath for OVN",
+		Long: `ovsbpfd runs one OVN chassis on an eBPF datapath, in place of ovn-controller,
+ovs-vswitchd and the openvswitch kernel module.
+
+It reads the local Open_vSwitch database (--db) as ovs-vswitchd does: every
+Interface with external_ids:iface-id=LPORT is attached to the datapath as a
+port bound to logical port LPORT, and its ofport column is set to the
+datapath port number. It reads the logical flows from the OVN Southbound
+database (--ovn-remote, or the ovn-remote the local database names).
+
+Packets from bound interfaces go through an eBPF megaflow cache; a miss goes
+to the slow path, which runs the logical pipeline, installs a megaflow and
+delivers the packet. ovsbpfd must run in the network namespace of the
+interfaces it serves.
+
+Control commands (ovs-appctl -t SOCKET COMMAND, or ovsbpfctl COMMAND):
+  dpctl/dump-flows   megaflows with statistics, in ovs-dpctl syntax
+  dpctl/del-flows    delete every megaflow
+  dpif/show          datapath counters and ports
+  upcall/show        slow-path counters and handler latency
+  exit               stop the daemon (pinned forwarding state stays)`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return run(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.db, "db", "unix:/var/run/openvswitch/db.sock", "local Open_vSwitch database (unix:PATH or tcp:HOST:PORT)")
+	f.StringVar(&o.ovnRemote, "ovn-remote", "", "OVN Southbound database; default: the local database's external_ids:ovn-remote")
+	f.StringVar(&o.control, "unixctl", DefaultControlSocket, "control socket path")
+	f.StringVar(&o.pinPath, "pin-path", datapath.DefaultPinPath, `bpffs directory to pin the datapath under, so forwarding outlives the daemon; "none" pins nothing`)
+	f.BoolVar(&o.destroyOnExit, "destroy-on-exit", false, "detach every port and remove the pinned datapath on exit")
+	f.IntVar(&o.handlers, "handlers", 0, "upcall handler goroutines (0: one per CPU)")
+	f.IntVar(&o.flowLimit, "flow-limit", 0, "most megaflows to cache (0: the datapath's capacity)")
+	f.DurationVar(&o.maxIdle, "max-idle", 10*time.Second, "delete megaflows unused this long")
+	f.BoolVar(&o.disableEMC, "disable-emc", false, "turn the per-CPU exact-match cache off")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func run(ctx context.Context, o options) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", o.logLevel)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if o.ovnRemote != "" {
+		if err := ovsdb.CheckRemote(o.ovnRemote); err != nil {
+			return fmt.Errorf("--ovn-remote: %w", err)
+		}
+	}
+	local, err := ovsdb.NewLocalMonitor(o.db, log.With("db", "local"))
+	if err != nil {
+		return fmt.Errorf("--db: %w", err)
+	}
+	pin := o.pinPath
+	if pin == "none" {
+		pin = ""
+	}
+	dp, err := datapath.Open(datapath.Config{PinPath: pin, DisableEMC: o.disableEMC, Logger: log.With("part", "datapath")})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if o.destroyOnExit {
+			if err := dp.Destroy(); err != nil {
+				log.Error("removing the datapath", "err", err)
+			}
+			return
+		}
+		dp.Close()
+	}()
+
+	pipe := chassis.NewPipeline(log.With("part", "pipeline"))
+	sp, err := upcall.New(upcall.Config{Datapath: dp, Pipeline: pipe, Handlers: o.handlers, MaxIdle: o.maxIdle,
+		FlowLimit: o.flowLimit, Logger: log.With("part", "upcall")})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(o.control), 0o755); err != nil {
+		return fmt.Errorf("creating the control socket's directory: %w", err)
+	}
+	ctl, err := unixctl.Listen(o.control, log.With("part", "unixctl"))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d := &daemon{log: log, dp: dp, pipe: pipe, sp: sp, ports: chassis.NewPorts(dp, log.With("part", "ports")), local: local, exit: cancel}
+	d.register(ctl)
+
+	errc := make(chan error, 3)
+	go func() { errc <- ctl.Serve(ctx) }()
+	go func() { errc <- sp.Run(ctx) }()
+	states := make(chan ovsdb.LocalState, 1)
+	go func() { errc <- local.Run(ctx, states) }()
+	log.Info("ovsbpfd started", "db", o.db, "control", o.control, "pin_path", pin)
+	err = d.loop(ctx, o, states)
+	cancel()
+	for i := 0; i < 3; i++ {
+		if e := <-errc; e != nil && !errors.Is(e, context.Canceled) && err == nil {
+			err = e
+		}
+	}
+	log.Info("ovsbpfd stopped")
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+type daemon struct {
+	log   *slog.Logger
+	dp    *datapath.Datapath
+	pipe  *chassis.Pipeline
+	sp    *upcall.Slowpath
+	ports *chassis.Ports
+	local *ovsdb.LocalMonitor
+	exit  func()
+}
+
+// loop applies local database states and Southbound updates as they come.
+func (d *daemon) loop(ctx context.Context, o options, states <-chan ovsdb.LocalState) error {
+	var (
+		sbRemote string
+		sbCancel context.CancelFunc = func() {}
+		sbDone   chan error
+		updates  = make(chan ovsdb.Update, 16)
+	)
+	defer func() { sbCancel() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case st := <-states:
+			res := d.ports.Reconcile(st)
+			if d.pipe.SetBindings(res.Bindings) {
+				d.sp.PipelineChanged()
+			}
+			if err := d.local.Report(ctx, res.OFPorts, st.NextCfg); err != nil {
+				d.log.Warn("cannot report to the local database", "err", err)
+			}
+			remote := o.ovnRemote
+			if remote == "" {
+				remote = st.OVNRemote
+			}
+			if remote != sbRemote {
+				sbCancel()
+				if sbDone != nil {
+					<-sbDone
+				}
+				sbRemote = remote
+				if remote == "" {
+					d.log.Warn("no Southbound database: set external_ids:ovn-remote in the local database or pass --ovn-remote")
+					sbDone = nil
+					continue
+				}
+				mon, err := ovsdb.NewSouthboundMonitor(remote, d.log.With("db", "southbound"))
+				if err != nil {
+					d.log.Error("bad ovn-remote", "remote", remote, "err", err)
+					sbDone = nil
+					continue
+				}
+				sbCtx, stopSB := context.WithCancel(ctx)
+				sbCancel = stopSB
+				sbDone = make(chan error, 1)
+				go func() { sbDone <- mon.Run(sbCtx, updates) }()
+			}
+		case u := <-updates:
+			var err error
+			if u.Full != nil {
+				err = d.pipe.Load(u.Full)
+			} else {
+				err = d.pipe.Apply(u.Change)
+			}
+			if err != nil {
+				d.log.Error("southbound update not applied", "err", err)
+				continue
+			}
+			d.sp.PipelineChanged()
+		}
+	}
+}
+
+func (d *daemon) register(ctl *unixctl.Server) {
+	ctl.Register("dpctl/dump-flows", "", 0, 0, func([]string) (string, error) {
+		flows, err := d.dp.Flows()
+		if err != nil {
+			return "", err
+		}
+		var b strings.Builder
+		for i := range flows {
+			b.WriteString(flows[i].String())
+			b.WriteByte('\n')
+		}
+		return b.String(), nil
+	})
+	ctl.Register("dpctl/del-flows", "", 0, 0, func([]string) (string, error) {
+		n := d.dp.DeleteFlows()
+		d.log.Info("all megaflows deleted from the control socket", "flows", n)
+		return "", nil
+	})
+	ctl.Register("dpif/show", "", 0, 0, func([]string) (string, error) { return d.dpifShow() })
+	ctl.Register("upcall/show", "", 0, 0, func([]string) (string, error) { return d.upcallShow() })
+	ctl.Register("exit", "", 0, 0, func([]string) (string, error) {
+		d.log.Info("exit requested on the control socket")
+		d.exit()
+		return "", nil
+	})
+}
+
+func (d *daemon) dpifShow() (string, error) {
+	c, err := d.dp.Counters()
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	lookups := c.Lookups()
+	probes := 0.0
+	if c.MaskHits+c.Misses > 0 {
+		probes = float64(c.MaskProbes) / float64(c.MaskHits+c.Misses)
+	}
+	fmt.Fprintf(&b, "ovsbpf@ovsbpf: hit:%d missed:%d\n", c.EMCHits+c.MaskHits, c.Misses)
+	fmt.Fprintf(&b, "  flows: %d\n", d.dp.FlowCount())
+	fmt.Fprintf(&b, "  masks: hit:%d total:%d hit/pkt:%.2f\n", c.MaskProbes, d.dp.MaskCount(), probes)
+	fmt.Fprintf(&b, "  exact-match cache: hit:%d of %d lookups\n", c.EMCHits, lookups)
+	fmt.Fprintf(&b, "  upcalls lost (ring full): %d\n", c.UpcallsLost)
+	fmt.Fprintf(&b, "  packets from no port: %d\n", c.UnknownPort)
+	fmt.Fprintf(&b, "  action errors: %d\n", c.ActionErrors)
+	fmt.Fprintf(&b, "  recirculation limit: %d\n", c.RecircLimit)
+	if len(c.Drops) > 0 {
+		b.WriteString("  malformed packets dropped:")
+		for _, r := range slices.Sorted(maps.Keys(c.Drops)) {
+			fmt.Fprintf(&b, " %s:%d", r, c.Drops[r])
+		}
+		b.WriteByte('\n')
+	}
+	ps := d.pipe.Stats()
+	for _, p := range d.dp.Ports() {
+		fmt.Fprintf(&b, "  port %d: %s (ifindex %d)\n", p.No, p.Name, p.Ifindex)
+	}
+	fmt.Fprintf(&b, "  logical pipeline version %d, %d bound ports\n", ps.Version, ps.Bindings)
+	return b.String(), nil
+}
+
+func (d *daemon) upcallShow() (string, error) {
+	st := d.sp.Stats()
+	c, err := d.dp.Counters()
+	if err != nil {
+		return "", err
+	}
+	ps := d.pipe.Stats()
+	us := func(t time.Duration) string { return fmt.Sprintf("%.1fus", float64(t)/float64(time.Microsecond)) }
+	var b strings.Builder
+	fmt.Fprintf(&b, "ovsbpf:\n")
+	fmt.Fprintf(&b, "  flows         : (current %d)\n", d.dp.FlowCount())
+	fmt.Fprintf(&b, "  misses        : %d (upcall rate %.1f/s over 10 s)\n", c.Misses, st.RatePerSecond)
+	fmt.Fprintf(&b, "  upcalls lost  : %d (ring full) %d (handlers busy)\n", c.UpcallsLost, st.QueueFull)
+	fmt.Fprintf(&b, "  handlers      : %d\n", st.Handlers)
+	fmt.Fprintf(&b, "  handled       : %d upcalls, %d misses, %d other (ttl, ct, controller: dropped)\n", st.Upcalls, st.Misses, st.OtherReasons)
+	fmt.Fprintf(&b, "  installed     : %d megaflows, %d uncached decisions, %d install errors\n", st.Installed, st.Uncacheable, st.InstallErrors)
+	fmt.Fprintf(&b, "  delivered     : %d packets (%d offloaded checksums completed), %d delivery errors, %d truncated\n",
+		st.Delivered, st.ChecksumsCompleted, st.DeliveryErrors, st.Truncated)
+	fmt.Fprintf(&b, "  dropped       : %d unsupported rewrites, %d pipeline errors, %d need conntrack, %d outputs to remote ports\n",
+		st.Unsupported, st.PipelineErrors, ps.NeedConntrack, ps.RemoteOutputs)
+	fmt.Fprintf(&b, "  revalidator   : %d sweeps, %d expired, %d changed away, %d evicted\n", st.Revalidations, st.Expired, st.RevalidatedAway, st.Evicted)
+	if st.LatencySamples > 0 {
+		fmt.Fprintf(&b, "  handler latency: p50 %s p90 %s p99 %s max %s (last %d upcalls)\n",
+			us(st.LatencyP50), us(st.LatencyP90), us(st.LatencyP99), us(st.LatencyMax), st.LatencySamples)
+	} else {
+		b.WriteString("  handler latency: no upcalls yet\n")
+	}
+	return b.String(), nil
+}

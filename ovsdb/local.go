@@ -1,0 +1,230 @@
+package ovsdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/ovn-org/libovsdb/cache"
+	"github.com/ovn-org/libovsdb/client"
+	"github.com/ovn-org/libovsdb/model"
+	libovsdb "github.com/ovn-org/libovsdb/ovsdb"
+
+	"github.com/ovsbpf/ovsbpf/ovsdb/vswitchmodel"
+)
+
+// LocalState is what a chassis reads from its local Open_vSwitch database.
+type LocalState struct {
+	SystemID  string // Open_vSwitch external_ids:system-id: the chassis name
+	OVNRemote string // external_ids:ovn-remote: the Southbound database
+	EncapType string // external_ids:ovn-encap-type
+	EncapIP   string // external_ids:ovn-encap-ip
+	NextCfg   int    // what ovs-vsctl waits for the switch to reach
+	// Interfaces with external_ids:iface-id, ordered by name.
+	Interfaces []LocalInterface
+}
+
+// LocalInterface is one Interface row bound to a logical port.
+type LocalInterface struct {
+	UUID          string
+	Name          string // the kernel interface
+	IfaceID       string // external_ids:iface-id: the logical port
+	OFPort        int    // ofport as last written (0: none)
+	OFPortRequest int    // ofport_request (0: none)
+}
+
+// LocalMonitor keeps a connection to the local Open_vSwitch database,
+// delivers its state on every change, and writes back what a switch
+// reports (ofport, cur_cfg), so that ovs-vsctl works as with ovs-vswitchd.
+type LocalMonitor struct {
+	remote     string
+	log        *slog.Logger
+	minBackoff time.Duration
+	maxBackoff time.Duration
+
+	mu sync.Mutex
+	c  client.Client // nil while disconnected
+}
+
+// NewLocalMonitor returns a monitor for remote (unix:PATH or tcp:HOST:PORT).
+func NewLocalMonitor(remote string, logger *slog.Logger) (*LocalMonitor, error) {
+	if err := CheckRemote(remote); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &LocalMonitor{remote: remote, log: logger, minBackoff: 100 * time.Millisecond, maxBackoff: 10 * time.Second}, nil
+}
+
+// Run connects and sends the state, then again after every change, until
+// ctx is done, reconnecting with backoff. It returns ctx's error.
+func (m *LocalMonitor) Run(ctx context.Context, states chan<- LocalState) error {
+	backoff := m.minBackoff
+	for {
+		err := m.session(ctx, states)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		m.log.Warn("local database connection lost, reconnecting", "remote", m.remote, "error", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, m.maxBackoff)
+		if err == nil {
+			backoff = m.minBackoff
+		}
+	}
+}
+
+func (m *LocalMonitor) session(ctx context.Context, states chan<- LocalState) error {
+	dbModel, err := vswitchmodel.FullDatabaseModel()
+	if err != nil {
+		return fmt.Errorf("building Open_vSwitch model: %w", err)
+	}
+	lg := logr.FromSlogHandler(m.log.Handler()).V(1)
+	c, err := client.NewOVSDBClient(dbModel, client.WithEndpoint(m.remote), client.WithLogger(&lg))
+	if err != nil {
+		return fmt.Errorf("creating local database client for %s: %w", m.remote, err)
+	}
+	if err := c.Connect(ctx); err != nil {
+		return fmt.Errorf("connecting to the local database %s: %w", m.remote, err)
+	}
+	defer c.Close()
+	notify := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case notify <- struct{}{}:
+		default:
+		}
+	}
+	c.Cache().AddEventHandler(&cache.EventHandlerFuncs{
+		AddFunc:    func(string, model.Model) { poke() },
+		UpdateFunc: func(string, model.Model, model.Model) { poke() },
+		DeleteFunc: func(string, model.Model) { poke() },
+	})
+	if _, err := c.Monitor(ctx, c.NewMonitor(
+		client.WithTable(&vswitchmodel.OpenvSwitch{}),
+		client.WithTable(&vswitchmodel.Interface{}),
+	)); err != nil {
+		return fmt.Errorf("monitoring the local database %s: %w", m.remote, err)
+	}
+	m.mu.Lock()
+	m.c = c
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		m.c = nil
+		m.mu.Unlock()
+	}()
+	m.log.Info("local database connected", "remote", m.remote)
+	poke()
+	disconnected := c.DisconnectNotify()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-disconnected:
+			return nil
+		case <-notify:
+			st, err := localSnapshot(ctx, c)
+			if err != nil {
+				return err
+			}
+			select {
+			case states <- st:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+}
+
+func localSnapshot(ctx context.Context, c client.Client) (LocalState, error) {
+	var st LocalState
+	var roots []vswitchmodel.OpenvSwitch
+	if err := c.List(ctx, &roots); err != nil {
+		return st, fmt.Errorf("listing Open_vSwitch: %w", err)
+	}
+	if len(roots) > 0 {
+		r := roots[0]
+		st.SystemID, st.OVNRemote = r.ExternalIDs["system-id"], r.ExternalIDs["ovn-remote"]
+		st.EncapType, st.EncapIP = r.ExternalIDs["ovn-encap-type"], r.ExternalIDs["ovn-encap-ip"]
+		st.NextCfg = r.NextCfg
+	}
+	var ifaces []vswitchmodel.Interface
+	if err := c.List(ctx, &ifaces); err != nil {
+		return st, fmt.Errorf("listing Interface: %w", err)
+	}
+	for _, i := range ifaces {
+		id := i.ExternalIDs["iface-id"]
+		if id == "" {
+			continue
+		}
+		li := LocalInterface{UUID: i.UUID, Name: i.Name, IfaceID: id}
+		if i.Ofport != nil {
+			li.OFPort = *i.Ofport
+		}
+		if i.OfportRequest != nil {
+			li.OFPortRequest = *i.OfportRequest
+		}
+		st.Interfaces = append(st.Interfaces, li)
+	}
+	sort.Slice(st.Interfaces, func(a, b int) bool { return st.Interfaces[a].Name < st.Interfaces[b].Name })
+	return st, nil
+}
+
+// ErrNotConnected is returned by writes while the database is unreachable.
+var ErrNotConnected = errors.New("not connected to the local database")
+
+// Report writes what the switch did: each interface's ofport (-1 for one
+// it could not attach) and cur_cfg, which releases ovs-vsctl calls waiting
+// for the switch to apply a change.
+func (m *LocalMonitor) Report(ctx context.Context, ofports map[string]int, curCfg int) error {
+	m.mu.Lock()
+	c := m.c
+	m.mu.Unlock()
+	if c == nil {
+		return ErrNotConnected
+	}
+	var ops []libovsdb.Operation
+	for uuid, port := range ofports {
+		p := port
+		iface := &vswitchmodel.Interface{UUID: uuid, Ofport: &p}
+		op, err := c.Where(iface).Update(iface, &iface.Ofport)
+		if err != nil {
+			return fmt.Errorf("building ofport update: %w", err)
+		}
+		ops = append(ops, op...)
+	}
+	var roots []vswitchmodel.OpenvSwitch
+	if err := c.List(ctx, &roots); err != nil {
+		return fmt.Errorf("listing Open_vSwitch: %w", err)
+	}
+	if len(roots) > 0 && roots[0].CurCfg != curCfg {
+		root := &vswitchmodel.OpenvSwitch{UUID: roots[0].UUID, CurCfg: curCfg}
+		op, err := c.Where(root).Update(root, &root.CurCfg)
+		if err != nil {
+			return fmt.Errorf("building cur_cfg update: %w", err)
+		}
+		ops = append(ops, op...)
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	res, err := c.Transact(ctx, ops...)
+	if err != nil {
+		return fmt.Errorf("writing to the local database: %w", err)
+	}
+	if _, err := libovsdb.CheckOperationResults(res, ops); err != nil {
+		return fmt.Errorf("writing to the local database: %w", err)
+	}
+	return nil
+}
