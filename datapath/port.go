@@ -80,7 +80,7 @@ func (d *Datapath) SetPort(p Port) error {
 	if err := d.objs.Ports.Update(uint32(p.No), bpf.DatapathOvsbpfPort{Ifindex: p.Ifindex, Flags: flags}, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("port %d (%s): writing the port table: %w", p.No, p.Name, err)
 	}
-	if err := d.objs.PortsByIfindex.Update(p.Ifindex, p.No, ebpf.UpdateAny); err != nil {
+	if err := d.setIfindexPort(p.Ifindex, uint32(p.No)); err != nil {
 		return fmt.Errorf("port %d (%s): writing the interface table: %w", p.No, p.Name, err)
 	}
 	if old := d.ports[p.No]; old != nil {
@@ -174,7 +174,7 @@ func (d *Datapath) deletePortLocked(no uint16) {
 		return
 	}
 	d.objs.Ports.Update(uint32(no), bpf.DatapathOvsbpfPort{}, ebpf.UpdateAny)
-	d.objs.PortsByIfindex.Delete(ps.Ifindex)
+	d.setIfindexPort(ps.Ifindex, 0)
 	delete(d.ports, no)
 }
 
@@ -260,11 +260,30 @@ func (d *Datapath) recoverPorts() error {
 			l.Unpin()
 			l.Close()
 			os.Remove(path + ".port")
-			d.objs.PortsByIfindex.Delete(p.Ifindex)
+			d.setIfindexPort(p.Ifindex, 0)
 			d.objs.Ports.Update(uint32(p.No), bpf.DatapathOvsbpfPort{}, ebpf.UpdateAny)
 			continue
 		}
 		d.ports[p.No] = &portState{Port: p, link: l}
 	}
 	return nil
+}
+
+// ifindexSlots is IFINDEX_SLOTS in bpf/datapath.c: interfaces below it are
+// found in an array, the rest in a hash.
+const ifindexSlots = 65536
+
+// setIfindexPort records that ifindex is port no (0: no port).
+func (d *Datapath) setIfindexPort(ifindex, no uint32) error {
+	if ifindex < ifindexSlots {
+		return d.objs.PortOfIfindex.Update(ifindex, no, ebpf.UpdateAny)
+	}
+	if no == 0 {
+		err := d.objs.PortOfBigIfindex.Delete(ifindex)
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil
+		}
+		return err
+	}
+	return d.objs.PortOfBigIfindex.Update(ifindex, no, ebpf.UpdateAny)
 }

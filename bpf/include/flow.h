@@ -95,7 +95,7 @@ struct ovsbpf_actions {
 struct ovsbpf_stats {
 	__u64 packets;
 	__u64 bytes;
-	__u64 used_ns; /* bpf_ktime_get_ns() of the last hit on this CPU */
+	__u64 used;    /* bpf_jiffies64() at the last hit on this CPU */
 };
 
 /* An exact-match cache slot: a whole narrow key seen on this CPU, and the
