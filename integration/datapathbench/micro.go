@@ -2,9 +2,9 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"runtime"
-	"net/netip"
 	"slices"
 	"time"
 
