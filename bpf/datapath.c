@@ -116,8 +116,8 @@ struct {
  * tuple space search alone, or to save its memory). */
 volatile const __u32 emc_enabled = 1;
 
-/* Upcalls to the slow path. 4 MiB holds about 2,400 full-size frames:
- * a burst of new flows, while the handlers catch up. */
+/* Upcalls to the slow path. 4 MiB holds about 2,400 full-size frames or
+ * 18,000 small ones: a burst of new flows, while the handlers catch up. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4 << 20);
@@ -151,13 +151,22 @@ static __always_inline void count(__u32 c)
 	count_n(c, 1);
 }
 
+/* An upcall is built here, then copied to the ring at its real size: a
+ * 64-byte frame takes about 230 bytes of ring, not the 1,700 of a record
+ * with room for a full frame, so a burst of small new flows fits. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ovsbpf_upcall);
+} upcall_scratch SEC(".maps");
+
 static __always_inline void upcall(struct __sk_buff *skb, const struct ovsbpf_key *key, __u32 reason)
 {
-	struct ovsbpf_upcall *u = bpf_ringbuf_reserve(&upcalls, sizeof(*u), 0);
-	if (!u) {
-		count(OVSBPF_CNT_UPCALL_LOST);
+	__u32 zero = 0;
+	struct ovsbpf_upcall *u = bpf_map_lookup_elem(&upcall_scratch, &zero);
+	if (!u)
 		return;
-	}
 	u->reason = reason;
 	u->ifindex = skb->ingress_ifindex;
 	u->frame_len = skb->len;
@@ -169,7 +178,11 @@ static __always_inline void upcall(struct __sk_buff *skb, const struct ovsbpf_ke
 	if (len == 0 || bpf_skb_load_bytes(skb, 0, u->frame, len) < 0)
 		len = 0;
 	u->len = len;
-	bpf_ringbuf_submit(u, 0);
+	__u64 size = offsetof(struct ovsbpf_upcall, frame) + len;
+	if (size > sizeof(*u))
+		size = sizeof(*u);
+	if (bpf_ringbuf_output(&upcalls, u, size, 0) < 0)
+		count(OVSBPF_CNT_UPCALL_LOST);
 }
 
 /* emc_index hashes the whole narrow key into an exact-match cache slot:

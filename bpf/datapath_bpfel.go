@@ -194,6 +194,7 @@ const (
 	DatapathMapPortOfBigIfindex   = "port_of_big_ifindex"
 	DatapathMapPortOfIfindex      = "port_of_ifindex"
 	DatapathMapPorts              = "ports"
+	DatapathMapUpcallScratch      = "upcall_scratch"
 	DatapathMapUpcalls            = "upcalls"
 	DatapathProgOvsbpfClock       = "ovsbpf_clock"
 	DatapathProgOvsbpfExecute     = "ovsbpf_execute"
@@ -271,6 +272,7 @@ type DatapathMapSpecs struct {
 	PortOfBigIfindex *ebpf.MapSpec `ebpf:"port_of_big_ifindex"`
 	PortOfIfindex    *ebpf.MapSpec `ebpf:"port_of_ifindex"`
 	Ports            *ebpf.MapSpec `ebpf:"ports"`
+	UpcallScratch    *ebpf.MapSpec `ebpf:"upcall_scratch"`
 	Upcalls          *ebpf.MapSpec `ebpf:"upcalls"`
 }
 
@@ -320,6 +322,7 @@ type DatapathMaps struct {
 	PortOfBigIfindex *ebpf.Map `ebpf:"port_of_big_ifindex"`
 	PortOfIfindex    *ebpf.Map `ebpf:"port_of_ifindex"`
 	Ports            *ebpf.Map `ebpf:"ports"`
+	UpcallScratch    *ebpf.Map `ebpf:"upcall_scratch"`
 	Upcalls          *ebpf.Map `ebpf:"upcalls"`
 }
 
@@ -338,6 +341,7 @@ func (m *DatapathMaps) Close() error {
 		m.PortOfBigIfindex,
 		m.PortOfIfindex,
 		m.Ports,
+		m.UpcallScratch,
 		m.Upcalls,
 	)
 }

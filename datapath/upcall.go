@@ -38,8 +38,6 @@ func (r UpcallReason) String() string {
 // MaxUpcallFrame is the most frame bytes an upcall carries.
 const MaxUpcallFrame = len(bpf.DatapathOvsbpfUpcall{}.Frame)
 
-const upcallRecordSize = int(unsafe.Sizeof(bpf.DatapathOvsbpfUpcall{}))
-
 // Upcall is one packet the datapath sent to user space.
 type Upcall struct {
 	Reason   UpcallReason
@@ -62,10 +60,10 @@ func MonotonicNow() uint64 {
 
 // ParseUpcall decodes one ring buffer record. The frame aliases raw.
 func ParseUpcall(raw []byte) (Upcall, error) {
-	if len(raw) < upcallRecordSize {
-		return Upcall{}, fmt.Errorf("upcall record of %d bytes: want %d", len(raw), upcallRecordSize)
-	}
 	var rec bpf.DatapathOvsbpfUpcall
+	if len(raw) < int(unsafe.Offsetof(rec.Frame)) {
+		return Upcall{}, fmt.Errorf("upcall record of %d bytes: shorter than its %d-byte header", len(raw), unsafe.Offsetof(rec.Frame))
+	}
 	u32 := func(off uintptr) uint32 { return binary.LittleEndian.Uint32(raw[off:]) }
 	hdr := int(unsafe.Offsetof(rec.Frame))
 	u := Upcall{
@@ -75,8 +73,8 @@ func ParseUpcall(raw []byte) (Upcall, error) {
 		Time:     binary.LittleEndian.Uint64(raw[unsafe.Offsetof(rec.TsNs):]),
 	}
 	n := u32(unsafe.Offsetof(rec.Len))
-	if int(n) > MaxUpcallFrame {
-		return Upcall{}, fmt.Errorf("upcall claims %d frame bytes, more than %d", n, MaxUpcallFrame)
+	if int(n) > MaxUpcallFrame || hdr+int(n) > len(raw) {
+		return Upcall{}, fmt.Errorf("upcall claims %d frame bytes in a %d-byte record", n, len(raw))
 	}
 	if _, err := binary.Decode(raw[unsafe.Offsetof(rec.Key):hdr], binary.LittleEndian, &u.Key); err != nil {
 		return Upcall{}, fmt.Errorf("decoding upcall key: %w", err)
