@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"regexp"
 	"strings"
 )
 
@@ -13,6 +14,32 @@ import (
 // host is a VM's logical port and addresses.
 type host struct {
 	port, mac, ip4, ip6 string
+}
+
+// caseOpt modifies one trace case: its datapath, --ct, --lb-dst.
+type caseOpt func(*traceCase)
+
+// ct gives the states the successive ct actions return (--ct, repeated).
+func ct(states ...string) caseOpt { return func(c *traceCase) { c.ct = states } }
+
+// lb picks the load balancer backend (--lb-dst IP[:PORT]).
+func lb(dst string) caseOpt { return func(c *traceCase) { c.lbDst = dst } }
+
+// on traces the packet from datapath dp instead of the list's default.
+func on(dp string) caseOpt { return func(c *traceCase) { c.dp = dp } }
+
+// caseList collects a topology's cases; dp is the default datapath.
+type caseList struct {
+	dp    string
+	cases []traceCase
+}
+
+func (l *caseList) add(label, flow string, opts ...caseOpt) {
+	c := traceCase{label: label, dp: l.dp, flow: flow}
+	for _, o := range opts {
+		o(&c)
+	}
+	l.cases = append(l.cases, c)
 }
 
 func l2(inport, src, dst string) string {
@@ -93,9 +120,27 @@ func solicitedMAC(addr string) string {
 	return fmt.Sprintf("33:33:ff:%02x:%02x:%02x", a[13], a[14], a[15])
 }
 
-func dhcpDiscover(mac string) string {
+// dhcpDiscover is a client without an address broadcasting to the DHCP
+// server port: a DHCPDISCOVER, or a DHCPREQUEST in the selecting state
+// (the microflow cannot tell them apart: OVN has no DHCP header fields).
+func dhcpDiscover() string {
 	return "ip4.src == 0.0.0.0 && ip4.dst == 255.255.255.255 && ip.ttl == 64 && udp.src == 68 && udp.dst == 67"
 }
+
+// withTTL replaces the microflow's ip.ttl.
+func withTTL(flow string, ttl int) string {
+	return ttlRE.ReplaceAllString(flow, fmt.Sprintf("ip.ttl == %d", ttl))
+}
+
+// withDst replaces the microflow's IPv6 destination.
+func withDst(flow, dst string) string {
+	return ip6DstRE.ReplaceAllString(flow, "ip6.dst == "+dst)
+}
+
+var (
+	ttlRE    = regexp.MustCompile(`ip\.ttl == \d+`)
+	ip6DstRE = regexp.MustCompile(`ip6\.dst == [0-9a-fA-F:.]+`)
+)
 
 // linkLocal returns the EUI-64 IPv6 link-local address of mac.
 func linkLocal(mac string) string {

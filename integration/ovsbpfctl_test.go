@@ -11,6 +11,15 @@ import (
 	"github.com/ovsbpf/ovsbpf/internal/ovntest"
 )
 
+// run runs ovsbpfctl and returns its standard output followed by its
+// standard error, the way a user reads them.
+func run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(ovsbpfctlBinary(t), args...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
 // exitCode returns a command's exit status (0 when err is nil).
 func exitCode(t *testing.T, err error) int {
 	t.Helper()
@@ -25,16 +34,11 @@ func exitCode(t *testing.T, err error) int {
 // A Southbound with flows northd would never write: lflow check names each
 // bad one and fails; the good ones still trace.
 func TestLflowCheckNamesBadFlows(t *testing.T) {
-	sb := ovntest.StartServer(t, "sb", ovntest.SBSchema)
-	sbctl := func(args ...string) string {
-		out, err := run("ovn-sbctl", append([]string{"--db=" + sb.Remote()}, args...)...)
-		require.NoError(t, err, out)
-		return strings.TrimSpace(out)
-	}
+	e := ovntest.StartWith(t, ovntest.Options{NoNorthd: true})
+	sbctl := func(args ...string) string { return strings.TrimSpace(e.SBCtl(args...)) }
 	dp := sbctl("create", "Datapath_Binding", "tunnel_key=1", "external_ids:name=sw0", "external_ids:logical-switch=00000000-0000-0000-0000-000000000001")
-	pb := sbctl("create", "Port_Binding", "logical_port=p1", "tunnel_key=1", "datapath="+dp)
+	sbctl("create", "Port_Binding", "logical_port=p1", "tunnel_key=1", "datapath="+dp)
 	sbctl("create", "Port_Binding", "logical_port=p2", "tunnel_key=2", "datapath="+dp)
-	_ = pb
 	lf := func(table, prio, match, actions string) string {
 		return sbctl("create", "Logical_Flow", "logical_datapath="+dp, "pipeline=ingress", "table_id="+table,
 			"priority="+prio, "match="+quote(match), "actions="+quote(actions))
@@ -44,14 +48,14 @@ func TestLflowCheckNamesBadFlows(t *testing.T) {
 	badAction := lf("0", "30", "tcp", "ct_frobnicate;")
 	sbctl("create", "Logical_Flow", "logical_datapath="+dp, "pipeline=egress", "table_id=0", "priority=0", `match="1"`, `actions="output;"`)
 
-	out, err := run(ovsbpfctl, "lflow", "check", "--db", sb.Remote())
+	out, err := run(t, "lflow", "check", "--db", e.SBRemote())
 	require.Equal(t, 1, exitCode(t, err), out)
 	require.Contains(t, out, badMatch+": datapath sw0, ingress table 0 priority 20: parsing match failed: Syntax error at `$no_such_set' expecting address set name.")
 	require.Contains(t, out, badAction+": datapath sw0, ingress table 0 priority 30: parsing actions failed: Syntax error at `ct_frobnicate' expecting action.")
 	require.Contains(t, out, "4 logical flows, 2 pipeline rules, 2 skipped")
 
 	// The rest of the pipeline still forwards.
-	out, err = run(ovsbpfctl, "trace", "--db", sb.Remote(), "--minimal", "sw0",
+	out, err = run(t, "trace", "--db", e.SBRemote(), "--minimal", "sw0",
 		`inport == "p1" && eth.src == 00:00:00:00:00:01 && eth.dst == 00:00:00:00:00:02 && ip4.src == 10.0.0.1 && ip4.dst == 10.0.0.2 && ip.ttl == 64 && tcp.dst == 80`)
 	require.NoError(t, err, out)
 	require.Equal(t, []string{`output("p2");`}, normalize(out))
@@ -63,12 +67,12 @@ func quote(s string) string {
 }
 
 func TestTraceJSON(t *testing.T) {
-	c := ovntest.StartCentral(t)
-	c.NBCtl(t, "ls-add", "sw0")
-	addLSP(t, c, "sw0", "p1", "00:00:00:00:00:01 10.0.0.1", "00:00:00:00:00:01 10.0.0.1")
-	addLSP(t, c, "sw0", "p2", "00:00:00:00:00:02 10.0.0.2", "")
-	c.Sync(t)
-	out, err := run(ovsbpfctl, "trace", "--db", c.SB.Remote(), "--json", "sw0",
+	e := ovntest.Start(t)
+	e.NBCtl("ls-add", "sw0")
+	addLSP(e, "sw0", "p1", "00:00:00:00:00:01 10.0.0.1", "00:00:00:00:00:01 10.0.0.1")
+	addLSP(e, "sw0", "p2", "00:00:00:00:00:02 10.0.0.2", "")
+	e.Sync()
+	out, err := run(t, "trace", "--db", e.SBRemote(), "--json", "sw0",
 		`inport == "p1" && eth.src == 00:00:00:00:00:01 && eth.dst == 00:00:00:00:00:02 && ip4.src == 10.0.0.1 && ip4.dst == 10.0.0.2 && ip.ttl == 64 && udp.src == 5000 && udp.dst == 53`)
 	require.NoError(t, err, out)
 	var res struct {
@@ -96,10 +100,10 @@ func TestTraceJSON(t *testing.T) {
 
 // Bad input is named in the error and the exit status is non-zero.
 func TestTraceErrors(t *testing.T) {
-	c := ovntest.StartCentral(t)
-	c.NBCtl(t, "ls-add", "sw0")
-	addLSP(t, c, "sw0", "p1", "00:00:00:00:00:01 10.0.0.1", "")
-	c.Sync(t)
+	e := ovntest.Start(t)
+	e.NBCtl("ls-add", "sw0")
+	addLSP(e, "sw0", "p1", "00:00:00:00:00:01 10.0.0.1", "")
+	e.Sync()
 	tests := []struct {
 		name string
 		args []string
@@ -113,12 +117,12 @@ func TestTraceErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, err := run(ovsbpfctl, append([]string{"trace", "--db", c.SB.Remote()}, tt.args...)...)
+			out, err := run(t, append([]string{"trace", "--db", e.SBRemote()}, tt.args...)...)
 			require.Equal(t, 1, exitCode(t, err), out)
 			require.Contains(t, out, tt.want)
 		})
 	}
-	out, err := run(ovsbpfctl, "trace", "--db", "bogus", "sw0", "1")
+	out, err := run(t, "trace", "--db", "bogus", "sw0", "1")
 	require.Equal(t, 1, exitCode(t, err), out)
 	require.Contains(t, out, `bad remote "bogus": want unix:PATH or tcp:HOST:PORT`)
 }

@@ -54,27 +54,27 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func buildSwitch(t *testing.T, c *ovntest.Central) {
-	c.NBCtl(t, "ls-add", "sw0")
-	c.NBCtl(t, "lsp-add", "sw0", "p1", "--", "lsp-set-addresses", "p1", "00:00:00:00:00:01 10.0.0.1",
+func buildSwitch(t *testing.T, c *ovntest.Env) {
+	c.NBCtl("ls-add", "sw0")
+	c.NBCtl("lsp-add", "sw0", "p1", "--", "lsp-set-addresses", "p1", "00:00:00:00:00:01 10.0.0.1",
 		"--", "lsp-set-port-security", "p1", "00:00:00:00:00:01 10.0.0.1")
-	c.NBCtl(t, "lsp-add", "sw0", "p2", "--", "lsp-set-addresses", "p2", "00:00:00:00:00:02 10.0.0.2")
-	c.NBCtl(t, "pg-add", "pg1", "p1", "p2")
-	c.NBCtl(t, "acl-add", "pg1", "from-lport", "1001", "inport == @pg1 && ip4 && ip4.dst == $pg1_ip4", "allow-related")
-	c.Sync(t)
+	c.NBCtl("lsp-add", "sw0", "p2", "--", "lsp-set-addresses", "p2", "00:00:00:00:00:02 10.0.0.2")
+	c.NBCtl("pg-add", "pg1", "p1", "p2")
+	c.NBCtl("acl-add", "pg1", "from-lport", "1001", "inport == @pg1 && ip4 && ip4.dst == $pg1_ip4", "allow-related")
+	c.Sync()
 }
 
 // ReadSouthbound against a real ovsdb-server and ovn-northd returns what
 // ovn-sbctl shows.
 func TestReadSouthbound(t *testing.T) {
-	c := ovntest.StartCentral(t)
+	c := ovntest.Start(t)
 	buildSwitch(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	sb, err := ReadSouthbound(ctx, c.SB.Remote(), testLogger(t))
+	sb, err := ReadSouthbound(ctx, c.SBRemote(), testLogger(t))
 	require.NoError(t, err)
 
-	nFlows := len(strings.Fields(c.SBCtl(t, "--bare", "--columns=_uuid", "list", "Logical_Flow")))
+	nFlows := len(strings.Fields(c.SBCtl("--bare", "--columns=_uuid", "list", "Logical_Flow")))
 	require.Len(t, sb.LogicalFlows, nFlows)
 	require.Greater(t, nFlows, 50)
 
@@ -92,7 +92,7 @@ func TestReadSouthbound(t *testing.T) {
 	for _, pg := range sb.PortGroups {
 		names[pg.Name] = true
 	}
-	require.True(t, names[strings.TrimSpace(c.SBCtl(t, "--bare", "--columns=tunnel_key", "list", "Datapath_Binding"))+"_pg1"],
+	require.True(t, names[strings.TrimSpace(c.SBCtl("--bare", "--columns=tunnel_key", "list", "Datapath_Binding"))+"_pg1"],
 		"port groups are per datapath in the southbound: %v", names)
 
 	var withDP int
@@ -138,9 +138,9 @@ func TestReadSouthboundErrors(t *testing.T) {
 // The monitor delivers a snapshot, then changes, and after the server
 // restarts, a new snapshot.
 func TestSouthboundMonitor(t *testing.T) {
-	c := ovntest.StartCentral(t)
+	c := ovntest.Start(t)
 	buildSwitch(t, c)
-	m, err := NewSouthboundMonitor(c.SB.Remote(), testLogger(t))
+	m, err := NewSouthboundMonitor(c.SBRemote(), testLogger(t))
 	require.NoError(t, err)
 	m.minBackoff = 20 * time.Millisecond
 
@@ -172,8 +172,8 @@ func TestSouthboundMonitor(t *testing.T) {
 	require.NoError(t, tr.Load(first.Full))
 
 	// A new ACL reaches the monitor as new logical flows.
-	c.NBCtl(t, "acl-add", "pg1", "to-lport", "1002", "outport == @pg1 && udp.dst == 53", "drop")
-	c.Sync(t)
+	c.NBCtl("acl-add", "pg1", "to-lport", "1002", "outport == @pg1 && udp.dst == 53", "drop")
+	c.Sync()
 	u := next("the new ACL's flows", func(u Update) bool {
 		if u.Change == nil {
 			return false
@@ -188,13 +188,12 @@ func TestSouthboundMonitor(t *testing.T) {
 	require.NoError(t, tr.Apply(u.Change))
 
 	// Deleting it deletes them.
-	c.NBCtl(t, "acl-del", "pg1", "to-lport", "1002", "outport == @pg1 && udp.dst == 53")
-	c.Sync(t)
+	c.NBCtl("acl-del", "pg1", "to-lport", "1002", "outport == @pg1 && udp.dst == 53")
+	c.Sync()
 	next("the deletion", func(u Update) bool { return u.Change != nil && len(u.Change.Deleted[ovn.TableLogicalFlow]) > 0 })
 
 	// The server restarts; the monitor reconnects and starts over.
-	c.SB.Stop()
-	c.SB.Start(t)
+	c.RestartSB()
 	again := next("a snapshot after reconnecting", func(u Update) bool { return u.Full != nil })
 	require.Len(t, again.Full.LogicalFlows, len(first.Full.LogicalFlows))
 }

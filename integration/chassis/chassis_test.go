@@ -249,15 +249,15 @@ func udpExchange(t *testing.T, a, b *vm, count int) int {
 }
 
 func TestDatapathOneSwitch(t *testing.T) {
-	c := ovntest.StartCentral(t)
-	c.NBCtl(t, "ls-add", "sw0")
+	c := ovntest.Start(t)
+	c.NBCtl("ls-add", "sw0")
 	for i := 1; i <= 3; i++ {
-		c.NBCtl(t, "lsp-add", "sw0", fmt.Sprintf("vm%d", i))
-		c.NBCtl(t, "lsp-set-addresses", fmt.Sprintf("vm%d", i), fmt.Sprintf("0a:00:00:00:00:0%d 10.0.0.%d", i, i))
+		c.NBCtl("lsp-add", "sw0", fmt.Sprintf("vm%d", i))
+		c.NBCtl("lsp-set-addresses", fmt.Sprintf("vm%d", i), fmt.Sprintf("0a:00:00:00:00:0%d 10.0.0.%d", i, i))
 	}
-	c.Sync(t)
+	c.Sync()
 
-	ch := startChassis(t, c.SB.Remote())
+	ch := startChassis(t, c.SBRemote())
 	ch.db.VSCtl(t, "add-br", "br-int")
 	var vms []*vm
 	for i := 1; i <= 3; i++ {
@@ -299,7 +299,7 @@ func TestDatapathOneSwitch(t *testing.T) {
 	t.Run("removed port stops receiving", func(t *testing.T) {
 		capture := netns.NewCapture(t, vms[2].ns, "eth0")
 		require.Equal(t, 5, udpExchange(t, vms[0], vms[2], 5))
-		c.NBCtl(t, "--wait=sb", "lsp-del", "vm3")
+		c.NBCtl("--wait=sb", "lsp-del", "vm3")
 		// ovsbpfd sees the Southbound change and revalidates; allow it
 		// the time a monitor update takes to arrive.
 		time.Sleep(200 * time.Millisecond)
