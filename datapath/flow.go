@@ -268,17 +268,21 @@ func (t *flowTable) put(mask Mask, key Key, actions []Action) (bool, error) {
 	}
 	// The action list and zeroed statistics go in before the flow that
 	// points at them, so a packet never finds a half-made flow.
-	stats := make([]bpf.DatapathOvsbpfStats, ebpf.MustPossibleCPU())
-	if old != nil {
-		// A changed megaflow keeps its counts, as OVS's modify does.
-		st, err := t.readStats(old.id, nil)
-		if err == nil {
-			stats[0] = bpf.DatapathOvsbpfStats{Packets: st.Packets, Bytes: st.Bytes}
+	// An id never used before has zero statistics already (the update is
+	// a syscall the first packet of a new flow waits for).
+	if old != nil || gen > 1 {
+		stats := make([]bpf.DatapathOvsbpfStats, ebpf.MustPossibleCPU())
+		if old != nil {
+			// A changed megaflow keeps its counts, as OVS's modify does.
+			st, err := t.readStats(old.id, nil)
+			if err == nil {
+				stats[0] = bpf.DatapathOvsbpfStats{Packets: st.Packets, Bytes: st.Bytes}
+			}
 		}
-	}
-	if err := t.objs.FlowStats.Update(id, stats, ebpf.UpdateAny); err != nil {
-		t.ids.release(id, now)
-		return false, fmt.Errorf("megaflow %s: clearing statistics: %w", FormatFlow(&key, &mask), err)
+		if err := t.objs.FlowStats.Update(id, stats, ebpf.UpdateAny); err != nil {
+			t.ids.release(id, now)
+			return false, fmt.Errorf("megaflow %s: clearing statistics: %w", FormatFlow(&key, &mask), err)
+		}
 	}
 	if err := t.objs.FlowActions.Update(id, enc, ebpf.UpdateAny); err != nil {
 		t.ids.release(id, now)

@@ -1,6 +1,5 @@
-// Package upcall is the slow path. It reads the datapath's upcall ring,
-// hands each missed packet to one of a pool of handlers (the same flow
-// always to the same handler, so its packets stay in order), runs it
+// Package upcall is the slow path. A pool of handlers takes turns reading
+// the datapath's upcall ring; each runs the missed packet it read
 // through a Pipeline (flowxlate's interpreter behind an adapter), turns the
 // pipeline's outputs into datapath actions, installs the megaflow with the
 // mask the pipeline reported, and delivers the packet with the datapath's

@@ -43,7 +43,7 @@ func (s *Slowpath) Stats() Stats {
 		Handlers: s.cfg.Handlers, Upcalls: c.upcalls.Load(), Misses: c.misses.Load(), OtherReasons: c.otherReasons.Load(),
 		Installed: c.installed.Load(), Uncacheable: c.uncacheable.Load(), Unsupported: c.unsupported.Load(),
 		PipelineErrors: c.pipelineErrors.Load(), InstallErrors: c.installErrors.Load(), Delivered: c.delivered.Load(),
-		DeliveryErrors: c.deliveryErrors.Load(), Truncated: c.truncated.Load(), QueueFull: c.queueFull.Load(),
+		DeliveryErrors: c.deliveryErrors.Load(), Truncated: c.truncated.Load(),
 		BadRecords: c.badRecords.Load(), Revalidations: c.revalidations.Load(), Expired: c.expired.Load(),
 		RevalidatedAway: c.revalidatedAway.Load(), Evicted: c.evicted.Load(),
 		ChecksumsCompleted: c.checksumsCompleted.Load(),

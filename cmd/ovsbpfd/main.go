@@ -35,7 +35,7 @@ const DefaultControlSocket = "/var/run/ovsbpf/ovsbpfd.ctl"
 type options struct {
 	db, ovnRemote, control, pinPath, logLevel string
 	handlers, flowLimit                       int
-	maxIdle                                   time.Duration
+	maxIdle, busyPoll                         time.Duration
 	disableEMC, destroyOnExit                 bool
 }
 
@@ -90,6 +90,7 @@ Control commands (ovs-appctl -t SOCKET COMMAND, or ovsbpfctl COMMAND):
 	f.IntVar(&o.flowLimit, "flow-limit", 0, "most megaflows to cache (0: the datapath's capacity)")
 	f.DurationVar(&o.maxIdle, "max-idle", 10*time.Second, "delete megaflows unused this long")
 	f.BoolVar(&o.disableEMC, "disable-emc", false, "turn the per-CPU exact-match cache off")
+	f.DurationVar(&o.busyPoll, "upcall-busy-poll", 0, "spin this long for the next upcall before sleeping (a CPU for lower first-packet latency; 0: never)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
@@ -129,7 +130,7 @@ func run(ctx context.Context, o options) error {
 
 	pipe := chassis.NewPipeline(log.With("part", "pipeline"))
 	sp, err := upcall.New(upcall.Config{Datapath: dp, Pipeline: pipe, Handlers: o.handlers, MaxIdle: o.maxIdle,
-		FlowLimit: o.flowLimit, Logger: log.With("part", "upcall")})
+		FlowLimit: o.flowLimit, BusyPoll: o.busyPoll, Logger: log.With("part", "upcall")})
 	if err != nil {
 		return err
 	}
@@ -311,7 +312,7 @@ func (d *daemon) upcallShow() (string, error) {
 	fmt.Fprintf(&b, "ovsbpf:\n")
 	fmt.Fprintf(&b, "  flows         : (current %d)\n", d.dp.FlowCount())
 	fmt.Fprintf(&b, "  misses        : %d (upcall rate %.1f/s over 10 s)\n", c.Misses, st.RatePerSecond)
-	fmt.Fprintf(&b, "  upcalls lost  : %d (ring full) %d (handlers busy)\n", c.UpcallsLost, st.QueueFull)
+	fmt.Fprintf(&b, "  upcalls lost  : %d (ring full)\n", c.UpcallsLost)
 	fmt.Fprintf(&b, "  handlers      : %d\n", st.Handlers)
 	fmt.Fprintf(&b, "  handled       : %d upcalls, %d misses, %d other (ttl, ct, controller: dropped)\n", st.Upcalls, st.Misses, st.OtherReasons)
 	fmt.Fprintf(&b, "  installed     : %d megaflows, %d uncached decisions, %d install errors\n", st.Installed, st.Uncacheable, st.InstallErrors)

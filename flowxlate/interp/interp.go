@@ -77,6 +77,15 @@ func (in *Interp) Run(key field.Key, start func(c ir.ExecContext)) *Result {
 	return &r.res
 }
 
+// Decide is Run without a trace: the outputs, mask and errors only, for
+// the slow path, where a trace's text would cost more than the decision.
+func (in *Interp) Decide(key field.Key, start func(c ir.ExecContext)) *Result {
+	r := &run{in: in}
+	k := key
+	start(&ctx{run: r, key: &k, table: -1})
+	return &r.res
+}
+
 type run struct {
 	in    *Interp
 	res   Result
@@ -106,8 +115,14 @@ func (c *ctx) Key() *field.Key                       { return c.key }
 func (c *ctx) Pipeline() ir.PipelineID               { return c.pid }
 func (c *ctx) Table() int                            { return c.table }
 func (c *ctx) Env() any                              { return c.run.in.env }
+func (c *ctx) Tracing() bool                         { return c.node != nil }
 func (c *ctx) Trace(kind trace.Kind, text string)    { c.node.Add(kind, text) }
-func (c *ctx) SetAlwaysIndent()                      { c.node.AlwaysIndent = true }
+
+func (c *ctx) SetAlwaysIndent() {
+	if c.node != nil {
+		c.node.AlwaysIndent = true
+	}
+}
 
 func (c *ctx) Sub(kind trace.Kind, text string) ir.ExecContext {
 	n := *c
@@ -159,6 +174,9 @@ func (c *ctx) Lookup() {
 		table++
 	}
 	if rule == nil {
+		if c.node == nil {
+			return
+		}
 		text := fmt.Sprintf("%2d. no match (implicit drop)", table)
 		if name := c.stageName(table, tbl); name != "" {
 			text = fmt.Sprintf("%2d. %s: no match (implicit drop)", table, name)
@@ -168,7 +186,9 @@ func (c *ctx) Lookup() {
 	}
 	n := *c
 	n.table = table
-	n.node = c.node.Add(trace.Table, fmt.Sprintf("%2d. %s", table, rule.Origin.Describe()))
+	if c.node != nil {
+		n.node = c.node.Add(trace.Table, fmt.Sprintf("%2d. %s", table, rule.Origin.Describe()))
+	}
 	n.Exec(rule.Actions)
 }
 
@@ -246,7 +266,9 @@ func (c *ctx) Exec(actions []ir.Action) {
 	n := *c
 	n.stack = &stack
 	for _, a := range actions {
-		c.node.Add(trace.Action, a.Text())
+		if c.node != nil {
+			c.node.Add(trace.Action, a.Text())
+		}
 		n.exec(a)
 	}
 }
@@ -254,7 +276,7 @@ func (c *ctx) Exec(actions []ir.Action) {
 func (c *ctx) exec(a ir.Action) {
 	switch a := a.(type) {
 	case *ir.SetField:
-		if a.Note != nil {
+		if a.Note != nil && c.node != nil {
 			c.node.Add(trace.Modify, a.Note.String())
 		}
 		if c.prereqOK(field.Lookup(a.Dst.Field).Prereq) {
@@ -317,7 +339,7 @@ func (c *ctx) prereqOK(p field.Prereq) bool {
 // noteMove traces "name = value" for a copy from src, as a change to the
 // packet; an empty name means the destination is pipeline state.
 func (c *ctx) noteMove(name string, src field.Subfield) {
-	if name == "" {
+	if name == "" || c.node == nil {
 		return
 	}
 	v := c.key.GetSub(src)

@@ -333,6 +333,9 @@ type ExecContext interface {
 	Table() int
 	// Env returns the environment the interpreter was given.
 	Env() any
+	// Tracing reports whether the run records a trace; when it does not,
+	// Trace and Sub ignore their text, and callers can skip making it.
+	Tracing() bool
 	// Trace adds a node to the trace at the current position.
 	Trace(kind trace.Kind, text string)
 	// Sub adds a node and returns a context whose trace output goes under

@@ -106,17 +106,21 @@ func (e *Env) Output(c ir.ExecContext) {
 		if p != nil {
 			typ = p.typ
 		}
-		c.Trace(trace.Output, fmt.Sprintf("/* output to \"%s\", type \"%s\" */", outName, typ))
+		if c.Tracing() {
+			c.Trace(trace.Output, tracef(c, "/* output to \"%s\", type \"%s\" */", outName, typ))
+		}
 		if p != nil && p.peer != nil {
 			peer := p.peer
 			k := *c.Key()
 			k.Set(field.Reg(regLogInport), field.U64(uint64(peer.key)))
 			k.Set(field.Reg(regLogOutport), field.Value{})
-			c.WithKey(&k).Sub(trace.Pipeline, fmt.Sprintf("ingress(dp=\"%s\", inport=\"%s\")", peer.dp.friendly, peer.friendly)).
+			c.WithKey(&k).Sub(trace.Pipeline, tracef(c, "ingress(dp=\"%s\", inport=\"%s\")", peer.dp.friendly, peer.friendly)).
 				At(peer.dp.pipeline(pipelineIngress), 0).Lookup()
 			return
 		}
-		c.Trace(trace.Modify, fmt.Sprintf("output(\"%s\")", outName))
+		if c.Tracing() {
+			c.Trace(trace.Modify, tracef(c, "output(\"%s\")", outName))
+		}
 		c.Deliver(outName)
 		if p != nil {
 			e.outputs = append(e.outputs, Output{Port: p.name, Key: *c.Key()})
@@ -136,9 +140,9 @@ func (e *Env) Output(c ir.ExecContext) {
 	egressID := dp.pipeline(pipelineEgress)
 
 	if g != nil {
-		mc := c.Sub(trace.Pipeline, fmt.Sprintf("multicast(dp=\"%s\", mcgroup=\"%s\")", dp.friendly, g.name))
+		mc := c.Sub(trace.Pipeline, tracef(c, "multicast(dp=\"%s\", mcgroup=\"%s\")", dp.friendly, g.name))
 		for _, m := range g.ports {
-			n := mc.WithKey(&egress).Sub(trace.Pipeline, fmt.Sprintf("egress(dp=\"%s\", inport=\"%s\", outport=\"%s\")", dp.friendly, inName, m.friendly))
+			n := mc.WithKey(&egress).Sub(trace.Pipeline, tracef(c, "egress(dp=\"%s\", inport=\"%s\", outport=\"%s\")", dp.friendly, inName, m.friendly))
 			if m.key != inKey || loopback {
 				n.SetAlwaysIndent()
 				egress.Set(field.Reg(regLogOutport), field.U64(uint64(m.key)))
@@ -155,7 +159,7 @@ func (e *Env) Output(c ir.ExecContext) {
 			c.Fail(fmt.Sprintf("*** output to type \"%s\" port \"%s\" with no or invalid distributed port", p.typ, outName))
 			return
 		}
-		c.Trace(trace.Output, fmt.Sprintf("/* Replacing type \"%s\" outport \"%s\" with distributed port \"%s\". */",
+		c.Trace(trace.Output, tracef(c, "/* Replacing type \"%s\" outport \"%s\" with distributed port \"%s\". */",
 			p.typ, p.friendly, p.distributed.friendly))
 		p = p.distributed
 		outName = p.friendly
@@ -163,7 +167,7 @@ func (e *Env) Output(c ir.ExecContext) {
 	}
 
 	if p != nil && p.key != inKey || loopback {
-		c.WithKey(&egress).Sub(trace.Pipeline, fmt.Sprintf("egress(dp=\"%s\", inport=\"%s\", outport=\"%s\")", dp.friendly, inName, outName)).
+		c.WithKey(&egress).Sub(trace.Pipeline, tracef(c, "egress(dp=\"%s\", inport=\"%s\", outport=\"%s\")", dp.friendly, inName, outName)).
 			At(egressID, 0).Lookup()
 		return
 	}
@@ -309,4 +313,13 @@ func addrValue(a netip.Addr) field.Value {
 	}
 	b := a.As16()
 	return field.FromBytes(b[:])
+}
+
+// tracef formats a trace line, or returns "" without formatting when the
+// run records no trace.
+func tracef(c ir.ExecContext, format string, args ...any) string {
+	if !c.Tracing() {
+		return ""
+	}
+	return fmt.Sprintf(format, args...)
 }

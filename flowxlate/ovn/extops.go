@@ -1,7 +1,6 @@
 package ovn
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/ovsbpf/ovsbpf/flowxlate/field"
@@ -47,7 +46,7 @@ type ovnFieldLoad struct {
 }
 
 func (o ovnFieldLoad) Execute(c ir.ExecContext) {
-	c.Trace(trace.Modify, fmt.Sprintf("%s = %d", o.name, o.value))
+	c.Trace(trace.Modify, tracef(c, "%s = %d", o.name, o.value))
 }
 
 // compose builds a derived packet (an ARP request, an ICMP error, a TCP
@@ -344,7 +343,7 @@ func (o logOp) Execute(c ir.ExecContext) {
 	if o.ingress {
 		dir = "IN"
 	}
-	c.Trace(trace.Transformation, fmt.Sprintf("LOG: ACL name=%s, direction=%s, verdict=%s, severity=%s, packet=\"%s\"",
+	c.Trace(trace.Transformation, tracef(c, "LOG: ACL name=%s, direction=%s, verdict=%s, severity=%s, packet=\"%s\"",
 		name, dir, o.verdict, o.severity, FormatFlow(c.Key())))
 }
 
@@ -370,7 +369,7 @@ func (o selectOp) Execute(c ir.ExecContext) {
 	if !chosen {
 		note = " /* Randomly selected. Use --select-id to specify. */"
 	}
-	c.WithKey(&k).Sub(trace.Transformation, fmt.Sprintf("select: %s = %d%s", o.name, id, note)).
+	c.WithKey(&k).Sub(trace.Transformation, tracef(c, "select: %s = %d%s", o.name, id, note)).
 		At(c.Pipeline(), o.table).Lookup()
 }
 
@@ -433,7 +432,7 @@ func (o chkLBHairpin) Execute(c ir.ExecContext) {
 		}
 	}
 	c.Write(o.dst, field.U64(res))
-	c.Trace(trace.Modify, fmt.Sprintf("%s = %d", o.name, res))
+	c.Trace(trace.Modify, tracef(c, "%s = %d", o.name, res))
 }
 
 // ctSNATToVIP source-NATs hairpinned load-balancer traffic to the VIP.

@@ -42,7 +42,7 @@ func (t *Translator) ProcessPacket(inport string, pkt field.Key, opts RunOptions
 	}
 	pkt.Set(field.Reg(regLogInport), field.U64(uint64(p.key)))
 	env := newEnv(t.w, opts)
-	res := interp.New(t.prog, env).Run(pkt, func(c ir.ExecContext) {
+	res := interp.New(t.prog, env).Decide(pkt, func(c ir.ExecContext) {
 		c.At(p.dp.pipeline(pipelineIngress), 0).Lookup()
 	})
 	return &ProcessResult{Outputs: env.outputs, Mask: res.Mask, Errors: res.Errors, Conntrack: env.ctUsed}, nil

@@ -8,6 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ovsbpf/ovsbpf/flowxlate/field"
+	"github.com/ovsbpf/ovsbpf/flowxlate/interp"
+	"github.com/ovsbpf/ovsbpf/flowxlate/ir"
 )
 
 func udpPacket(src, dst string, ttl uint8) field.Key {
@@ -63,4 +65,50 @@ func TestProcessPacket(t *testing.T) {
 	}
 	_, err := tr.ProcessPacket("nope", field.Key{}, RunOptions{})
 	require.ErrorContains(t, err, `logical port "nope"`)
+}
+
+// BenchmarkProcessPacket is the slow path's per-packet pipeline cost on a
+// small switch.
+func BenchmarkProcessPacket(b *testing.B) {
+	tr := NewTranslator(Options{})
+	if err := tr.Load(testSwitch()); err != nil {
+		b.Fatal(err)
+	}
+	pkt := udpPacket("00:00:00:00:00:01", "00:00:00:00:00:02", 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tr.ProcessPacket("p1", pkt, RunOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// Deciding without a trace reads the same bits and sends the same packets
+// as a traced run.
+func TestProcessPacketMatchesTracedRun(t *testing.T) {
+	tr := NewTranslator(Options{})
+	require.NoError(t, tr.Load(testSwitch()))
+	for _, pkt := range []field.Key{
+		udpPacket("00:00:00:00:00:01", "00:00:00:00:00:02", 64),
+		udpPacket("00:00:00:00:00:01", "ff:ff:ff:ff:ff:ff", 64),
+		udpPacket("00:00:00:00:00:09", "00:00:00:00:00:02", 64),
+		udpPacket("00:00:00:00:00:01", "00:00:00:00:00:02", 1),
+	} {
+		quiet, err := tr.ProcessPacket("p1", pkt, RunOptions{})
+		require.NoError(t, err)
+
+		p := tr.w.ports["p1"]
+		k := pkt
+		k.Set(field.Reg(regLogInport), field.U64(uint64(p.key)))
+		env := newEnv(tr.w, RunOptions{})
+		traced := interp.New(tr.prog, env).Run(k, func(c ir.ExecContext) {
+			c.At(p.dp.pipeline(pipelineIngress), 0).Lookup()
+		})
+		require.NotEmpty(t, traced.Trace)
+		require.Equal(t, traced.Mask, quiet.Mask)
+		require.Equal(t, len(traced.Deliveries), len(quiet.Outputs))
+		for i := range quiet.Outputs {
+			require.Equal(t, traced.Deliveries[i].Key, quiet.Outputs[i].Key)
+		}
+	}
 }

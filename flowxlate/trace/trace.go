@@ -34,6 +34,9 @@ type Node struct {
 
 // Add appends a child and returns it.
 func (n *Node) Add(kind Kind, text string) *Node {
+	if n == nil {
+		return nil // not tracing
+	}
 	c := &Node{Kind: kind, Text: text}
 	n.Children = append(n.Children, c)
 	return c

@@ -60,6 +60,9 @@ func upcalls(o upcallOpts, out func(string, float64)) error {
 	out("upcall_p50_us", p50)
 	out("upcall_p99_us", p99)
 
+	if o.burst == 0 {
+		return nil
+	}
 	before, err = handled(o.ctl)
 	if err != nil {
 		return err
