@@ -5,7 +5,7 @@ GO ?= go
 export PATH := /usr/local/go/bin:$(PATH)
 FUZZTIME ?= 20s
 
-.PHONY: help build test setup unit fuzz generate check-generated lint bench-flowxlate demo clean
+.PHONY: help build test setup unit fuzz generate check-generated lint bench-flowxlate bench-datapath demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -22,10 +22,12 @@ test: setup lint check-generated unit fuzz ## everything CI runs: lint, generate
 unit: ## run all tests; a skipped test fails the run
 	$(GO) test -json -count=1 -timeout 20m ./... | $(GO) run ./internal/testreport
 
-fuzz: ## fuzz both OVN parsers and the eBPF packet parser for FUZZTIME each
+fuzz: ## fuzz the OVN parsers, the eBPF parser and fast path, and upcall decoding, FUZZTIME each
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMatch$$' -fuzztime $(FUZZTIME) ./flowxlate/ovn
 	$(GO) test -run '^$$' -fuzz '^FuzzParseActions$$' -fuzztime $(FUZZTIME) ./flowxlate/ovn
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./bpf
+	$(GO) test -run '^$$' -fuzz '^FuzzIngress$$' -fuzztime $(FUZZTIME) ./datapath
+	$(GO) test -run '^$$' -fuzz '^FuzzParseUpcall$$' -fuzztime $(FUZZTIME) ./datapath
 
 generate: ## regenerate the OVSDB models and the eBPF objects and bindings (needs clang-19)
 	$(GO) generate ./...
@@ -41,6 +43,9 @@ lint: ## gofmt and go vet
 
 bench-flowxlate: ## translate a Southbound DB from a large topology; prints name value lines
 	./integration/bench/flowxlate.sh
+
+bench-datapath: ## the eBPF datapath beside an empty program, a Linux bridge and OVS userspace (root); prints name value lines
+	./integration/bench/datapath.sh
 
 demo: build ## bring up an OVN topology and trace packets with ovsbpfctl beside ovn-trace
 	./scripts/demo.sh
