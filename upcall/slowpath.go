@@ -79,7 +79,8 @@ type Slowpath struct {
 	ukeys   sync.Map // ukeyID -> *ukey
 	kick    chan struct{}
 	stats   counters
-	latency *latencyRing
+	latency *latencyRing // upcall to packet sent
+	wait    *latencyRing // upcall to a handler holding it
 	rate    *rateMeter
 }
 
@@ -128,7 +129,7 @@ func New(cfg Config) (*Slowpath, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Slowpath{cfg: cfg, dp: cfg.Datapath, pipe: cfg.Pipeline, log: log,
-		kick: make(chan struct{}, 1), latency: newLatencyRing(4096), rate: newRateMeter()}, nil
+		kick: make(chan struct{}, 1), latency: newLatencyRing(4096), wait: newLatencyRing(4096), rate: newRateMeter()}, nil
 }
 
 // PipelineChanged starts a revalidation: every cached megaflow decided at
@@ -276,6 +277,7 @@ func (s *Slowpath) handle(x *datapath.Executor, raw []byte) {
 		s.log.Error("bad upcall record", "err", err)
 		return
 	}
+	s.wait.add(time.Duration(datapath.MonotonicNow() - u.Time))
 	if u.Reason != datapath.UpcallMiss {
 		// TTL expiry (ICMP time exceeded), conntrack and controller
 		// actions are not handled yet: the packet is dropped, counted.

@@ -23,7 +23,6 @@ type Stats struct {
 	// ChecksumsCompleted counts delivered packets whose TCP or UDP
 	// checksum was left to offload by a local sender and filled in.
 	ChecksumsCompleted uint64
-	QueueFull          uint64  // upcalls dropped because every handler was busy
 	BadRecords         uint64  // ring records that did not decode
 	Revalidations      uint64  // revalidator sweeps
 	Expired            uint64  // megaflows deleted as idle
@@ -34,6 +33,9 @@ type Stats struct {
 	// installed and the packet sent, over the last 4,096 upcalls.
 	LatencyP50, LatencyP90, LatencyP99, LatencyMax time.Duration
 	LatencySamples                                 int
+	// The part of it before a handler took the upcall from the ring:
+	// the ring's wake-up and the wait for a free handler.
+	WaitP50, WaitP99 time.Duration
 }
 
 // Stats returns the slow path's counters.
@@ -52,11 +54,20 @@ func (s *Slowpath) Stats() Stats {
 	lat := s.latency.snapshot()
 	st.LatencySamples = len(lat)
 	if len(lat) > 0 {
-		slices.Sort(lat)
-		pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
-		st.LatencyP50, st.LatencyP90, st.LatencyP99, st.LatencyMax = pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1]
+		st.LatencyP50, st.LatencyP90, st.LatencyP99, st.LatencyMax = percentiles(lat)
+	}
+	if wait := s.wait.snapshot(); len(wait) > 0 {
+		st.WaitP50, _, st.WaitP99, _ = percentiles(wait)
 	}
 	return st
+}
+
+// percentiles returns the 50th, 90th and 99th percentiles and the maximum
+// of v, which it sorts.
+func percentiles(v []time.Duration) (p50, p90, p99, maximum time.Duration) {
+	slices.Sort(v)
+	pct := func(p float64) time.Duration { return v[min(len(v)-1, int(p*float64(len(v))))] }
+	return pct(0.50), pct(0.90), pct(0.99), v[len(v)-1]
 }
 
 // latencyRing keeps the last n handler latencies.

@@ -324,6 +324,7 @@ func (d *daemon) upcallShow() (string, error) {
 	if st.LatencySamples > 0 {
 		fmt.Fprintf(&b, "  handler latency: p50 %s p90 %s p99 %s max %s (last %d upcalls)\n",
 			us(st.LatencyP50), us(st.LatencyP90), us(st.LatencyP99), us(st.LatencyMax), st.LatencySamples)
+		fmt.Fprintf(&b, "    of which waiting for a handler: p50 %s p99 %s\n", us(st.WaitP50), us(st.WaitP99))
 	} else {
 		b.WriteString("  handler latency: no upcalls yet\n")
 	}

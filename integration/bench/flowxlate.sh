@@ -1,118 +1,192 @@
 #!/usr/bin/env bash
-# make bench-flowxlate: build a large OVN topology with a real ovn-northd,
-# then measure how long ovsbpf takes to parse and compile its Logical_Flow
-# table on one core, and how much memory that takes.
+# make bench-flowxlate: build a large OVN topology, let a real ovn-northd
+# compile it into a Southbound database, then measure how long ovsbpf takes
+# to parse and compile that Logical_Flow table on one core, and how much
+# memory that takes (integration/flowxlatebench).
 #
 # Prints "name value" lines on stdout; progress goes to stderr.
-# Shape (override with the environment): SWITCHES switches of
-# PORTS_PER_SWITCH ports each, all joined by one router, one port group per
-# switch, and ACLS_PER_GROUP ACLs on each port group.
+#
+# Shape (override with the environment): SWITCHES logical switches of
+# PORTS_PER_SWITCH VIF ports each ("MAC IP" addresses, port security on),
+# one logical router with a port on every switch, one port group per switch
+# holding its VIFs, and ACLS_PER_SWITCH ACLs on each port group: to-lport
+# and from-lport, allow-related, allow and drop, on TCP and UDP ports, half
+# of them using the next switch's $pgN_ip4 address set.
+#
+# The Northbound database is written with ovsdb-client, one transaction per
+# switch and per batch of ACLs, before ovn-northd starts, so that northd
+# compiles the whole topology once. (ovn-nbctl downloads the whole database
+# on every run, and a running northd recomputes on every transaction; both
+# grow with the database, which made the build minutes long.)
+#
+# Every daemon runs as a child of this script with its sockets, pid file and
+# logs in a fresh directory, which is removed on exit. Set KEEP_DIR=1 to
+# keep it, KEEP_SNAPSHOT=FILE to keep the Southbound snapshot (JSON), and
+# BENCH_ARGS to pass flags to the measurement (e.g. "-cpuprofile FILE").
 set -euo pipefail
-export PATH=/usr/local/go/bin:$PATH
+export PATH=/usr/local/go/bin:/usr/sbin:/sbin:$PATH
 
 SWITCHES=${SWITCHES:-200}
 PORTS_PER_SWITCH=${PORTS_PER_SWITCH:-50}
-ACLS_PER_GROUP=${ACLS_PER_GROUP:-100}
+ACLS_PER_SWITCH=${ACLS_PER_SWITCH:-100}
+ACLS_PER_TXN=100
+
+log() { echo "bench-flowxlate: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+for p in ovsdb-server:openvswitch-common ovsdb-tool:openvswitch-common ovsdb-client:openvswitch-common \
+	ovn-northd:ovn-central ovn-nbctl:ovn-common ovn-trace:ovn-common go:golang; do
+	command -v "${p%%:*}" >/dev/null || die "${p%%:*} not found: install ${p#*:} (scripts/setup.sh does)"
+done
+((SWITCHES >= 1 && SWITCHES <= 65536 && PORTS_PER_SWITCH >= 1 && PORTS_PER_SWITCH <= 253)) ||
+	die "want 1..65536 switches of 1..253 ports"
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
-dir=$(mktemp -d /tmp/ovsbpf-bench-flowxlate.XXXXXX)
+dir=$(mktemp -d "${TMPDIR:-/tmp}/ovsbpf-bench-flowxlate.XXXXXX")
 pids=()
-cleanup() {
+stop_daemons() {
+	local p
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$dir"
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	pids=()
+}
+cleanup() {
+	stop_daemons
+	if [[ -n ${KEEP_DIR:-} ]]; then log "kept $dir"; else rm -rf "$dir"; fi
 }
 trap cleanup EXIT
 
-log() { echo "bench-flowxlate: $*" >&2; }
-
 start_db() { # name schema
 	ovsdb-tool create "$dir/$1.db" "$2"
-	ovsdb-server --remote="punix:$dir/$1.sock" --unixctl="$dir/$1.ctl" --log-file="$dir/$1.log" \
-		--no-chdir "$dir/$1.db" 2>>"$dir/$1.err" &
+	ovsdb-server --remote="punix:$dir/$1.sock" --unixctl="$dir/$1.ctl" --pidfile="$dir/$1.pid" \
+		--log-file="$dir/$1.log" --no-chdir "$dir/$1.db" 2>>"$dir/$1.err" &
 	pids+=($!)
-	for _ in $(seq 100); do
+	local _
+	for _ in $(seq 200); do
 		ovsdb-client --timeout=1 list-dbs "unix:$dir/$1.sock" >/dev/null 2>&1 && return
 		sleep 0.05
 	done
-	echo "ovsdb-server $1 did not start" >&2
-	exit 1
+	die "ovsdb-server $1 did not start: $(tail -5 "$dir/$1.log" "$dir/$1.err" 2>/dev/null)"
 }
 
+# nb_transact runs its arguments, JSON operations, as one transaction on
+# the Northbound database.
+nb_transact() {
+	local ops out
+	join ops "$@"
+	out=$(ovsdb-client --timeout=120 transact "unix:$dir/nb.sock" "[\"OVN_Northbound\",$ops]")
+	[[ $out != *'"error"'* ]] || die "Northbound transaction failed: ${out:0:1000}"
+}
+
+# acl sets op to the insert operation, named a$2, of ACL number $2 of
+# switch $1. (Loops here use printf -v: a command substitution forks, and
+# there are tens of thousands of rows.)
+acl() { # s a
+	local s=$1 a=$2 peer=$((($1 + 1) % SWITCHES)) port=$((1000 + $2 % 1000)) dir match action
+	case $((a % 4)) in
+	0) dir=to-lport match="outport == @pg$s && ip4.src == \$pg${peer}_ip4 && tcp.dst == $port" action=allow-related ;;
+	1) dir=from-lport match="inport == @pg$s && ip4 && udp.dst == $port" action=drop ;;
+	2) dir=to-lport match="outport == @pg$s && ip4.src == 192.168.$((a % 256)).0/24 && tcp.dst == $port" action=allow ;;
+	3) dir=from-lport match="inport == @pg$s && ip4.dst == \$pg${peer}_ip4 && tcp.dst == $port" action=allow-related ;;
+	esac
+	printf -v op '{"op":"insert","table":"ACL","uuid-name":"a%d","row":{"direction":"%s","priority":%d,"match":"%s","action":"%s"}}' \
+		"$a" "$dir" $((2000 + a % 30000)) "$match" "$action"
+}
+
+# join sets the variable named $1 to the other arguments joined with commas.
+join() {
+	local IFS=,
+	printf -v "$1" '%s' "${*:2}"
+}
+
+build_nb() {
+	nb_transact '{"op":"insert","table":"Logical_Router","row":{"name":"lr0"}}'
+	local s p a hi lo mac ip op ops vifs acls list
+	for ((s = 0; s < SWITCHES; s++)); do
+		hi=$((s / 256)) lo=$((s % 256)) ops=() vifs=()
+		printf -v op '{"op":"insert","table":"Logical_Router_Port","uuid-name":"lrp","row":{"name":"lrp%d","mac":"02:00:00:%02x:%02x:ff","networks":"10.%d.%d.254/24"}}' \
+			"$s" "$hi" "$lo" "$hi" "$lo"
+		ops+=("$op" '{"op":"mutate","table":"Logical_Router","where":[["name","==","lr0"]],"mutations":[["ports","insert",["named-uuid","lrp"]]]}')
+		printf -v op '{"op":"insert","table":"Logical_Switch_Port","uuid-name":"rp","row":{"name":"ls%d-lr0","type":"router","addresses":"router","options":["map",[["router-port","lrp%d"]]]}}' \
+			"$s" "$s"
+		ops+=("$op")
+		for ((p = 1; p <= PORTS_PER_SWITCH; p++)); do
+			printf -v mac '0a:00:00:%02x:%02x:%02x' "$hi" "$lo" "$p"
+			ip="10.$hi.$lo.$p"
+			printf -v op '{"op":"insert","table":"Logical_Switch_Port","uuid-name":"p%d","row":{"name":"vm%d-%d","addresses":"%s %s","port_security":"%s %s"}}' \
+				"$p" "$s" "$p" "$mac" "$ip" "$mac" "$ip"
+			ops+=("$op")
+			vifs+=("[\"named-uuid\",\"p$p\"]")
+		done
+		join list "${vifs[@]}"
+		printf -v op '{"op":"insert","table":"Logical_Switch","row":{"name":"ls%d","ports":["set",[["named-uuid","rp"],%s]]}}' "$s" "$list"
+		ops+=("$op")
+		printf -v op '{"op":"insert","table":"Port_Group","row":{"name":"pg%d","ports":["set",[%s]]}}' "$s" "$list"
+		ops+=("$op")
+		nb_transact "${ops[@]}"
+		for ((a = 0; a < ACLS_PER_SWITCH; a += ACLS_PER_TXN)); do
+			ops=() acls=()
+			for ((p = a; p < a + ACLS_PER_TXN && p < ACLS_PER_SWITCH; p++)); do
+				acl "$s" "$p"
+				ops+=("$op")
+				acls+=("[\"named-uuid\",\"a$p\"]")
+			done
+			join list "${acls[@]}"
+			printf -v op '{"op":"mutate","table":"Port_Group","where":[["name","==","pg%d"]],"mutations":[["acls","insert",["set",[%s]]]]}' "$s" "$list"
+			ops+=("$op")
+			nb_transact "${ops[@]}"
+		done
+	done
+}
+
+t0=$SECONDS
 start_db nb /usr/share/ovn/ovn-nb.ovsschema
 start_db sb /usr/share/ovn/ovn-sb.ovsschema
+log "writing $SWITCHES switches x $PORTS_PER_SWITCH ports, one router, $((SWITCHES * ACLS_PER_SWITCH)) ACLs"
+build_nb
+log "Northbound written after $((SECONDS - t0))s; starting ovn-northd"
 ovn-northd --ovnnb-db="unix:$dir/nb.sock" --ovnsb-db="unix:$dir/sb.sock" --unixctl="$dir/northd.ctl" \
-	--log-file="$dir/northd.log" --no-chdir 2>>"$dir/northd.err" &
+	--pidfile="$dir/northd.pid" --log-file="$dir/northd.log" --no-chdir 2>>"$dir/northd.err" &
 pids+=($!)
-nbctl() { ovn-nbctl --db="unix:$dir/nb.sock" --no-wait --timeout=600 "$@"; }
-
-t0=$(date +%s)
-log "building $SWITCHES switches x $PORTS_PER_SWITCH ports, one router, $((SWITCHES * ACLS_PER_GROUP)) ACLs"
-nbctl lr-add lr0
-for ((s = 0; s < SWITCHES; s++)); do
-	hi=$((s / 256)) lo=$((s % 256))
-	args=(ls-add "ls$s" -- lrp-add lr0 "lrp$s" "$(printf '02:00:00:%02x:%02x:ff' $hi $lo)" "10.$hi.$lo.254/24"
-		-- lsp-add "ls$s" "ls$s-lr0" -- lsp-set-type "ls$s-lr0" router -- lsp-set-addresses "ls$s-lr0" router
-		-- lsp-set-options "ls$s-lr0" "router-port=lrp$s" -- pg-add "pg$s")
-	ports=()
-	for ((p = 1; p <= PORTS_PER_SWITCH; p++)); do
-		mac=$(printf '0a:00:00:%02x:%02x:%02x' $hi $lo $p)
-		ip="10.$hi.$lo.$p"
-		args+=(-- lsp-add "ls$s" "vm$s-$p" -- lsp-set-addresses "vm$s-$p" "$mac $ip"
-			-- lsp-set-port-security "vm$s-$p" "$mac $ip")
-		ports+=("vm$s-$p")
-	done
-	args+=(-- pg-set-ports "pg$s" "${ports[@]}")
-	nbctl "${args[@]}"
-done
-log "switches done after $(($(date +%s) - t0))s; adding ACLs"
-for ((s = 0; s < SWITCHES; s++)); do
-	peer=$(((s + 1) % SWITCHES))
-	args=()
-	for ((a = 0; a < ACLS_PER_GROUP; a++)); do
-		port=$((1000 + a))
-		case $((a % 4)) in
-		0) args+=(-- acl-add "pg$s" to-lport $((2000 + a)) "outport == @pg$s && ip4.src == \$pg${peer}_ip4 && tcp.dst == $port" allow-related) ;;
-		1) args+=(-- acl-add "pg$s" from-lport $((2000 + a)) "inport == @pg$s && ip4 && udp.dst == $port" drop) ;;
-		2) args+=(-- acl-add "pg$s" to-lport $((2000 + a)) "outport == @pg$s && ip4.src == 192.168.$((a % 256)).0/24 && tcp.dst == $port" allow) ;;
-		3) args+=(-- acl-add "pg$s" from-lport $((2000 + a)) "inport == @pg$s && ip4.dst == \$pg${peer}_ip4 && tcp.dst == $port" allow-related) ;;
-		esac
-	done
-	nbctl "${args[@]:1}"
-done
-log "NB written after $(($(date +%s) - t0))s; waiting for ovn-northd"
 ovn-nbctl --db="unix:$dir/nb.sock" --timeout=1800 --wait=sb sync
-log "southbound ready after $(($(date +%s) - t0))s"
+log "Southbound ready after $((SECONDS - t0))s"
 
 echo "switches $SWITCHES"
 echo "ports $((SWITCHES * PORTS_PER_SWITCH))"
-echo "acls $((SWITCHES * ACLS_PER_GROUP))"
-echo "nb_build_s $(($(date +%s) - t0))"
+echo "acls $((SWITCHES * ACLS_PER_SWITCH))"
+echo "nb_build_s $((SECONDS - t0))"
+
 cd "$root"
 go build -o "$dir/flowxlatebench" ./integration/flowxlatebench
 go build -o "$dir/ovsbpfctl" ./cmd/ovsbpfctl
-"$dir/flowxlatebench" -db "unix:$dir/sb.sock" -save "$dir/sb.gob"
-[[ -z ${KEEP_SNAPSHOT:-} ]] || cp "$dir/sb.gob" "$KEEP_SNAPSHOT"
+snapshot=${KEEP_SNAPSHOT:-$dir/sb.json}
+"$dir/flowxlatebench" -db "unix:$dir/sb.sock" -save "$snapshot" -measure=false
 
 # Side by side with the peer: ovn-trace also reads the whole Southbound and
 # parses every logical flow before it traces one packet. Time one trace with
-# each tool on the same database, in this run.
+# each tool on the same database, in this run, and check that they agree.
 flow='inport == "vm0-1" && eth.src == 0a:00:00:00:00:01 && eth.dst == 0a:00:00:00:00:02 && ip4.src == 10.0.0.1 && ip4.dst == 10.0.0.2 && ip.ttl == 64 && tcp.dst == 1000'
-wall() { local t0 t1; t0=$(date +%s.%N); "$@" >"$dir/trace.out"; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l; }
-mine=$(wall "$dir/ovsbpfctl" trace --db "unix:$dir/sb.sock" --minimal ls0 "$flow")
-cp "$dir/trace.out" "$dir/mine.out"
-theirs=$(wall ovn-trace --db="unix:$dir/sb.sock" --minimal ls0 "$flow")
-if ! diff <(sed 1d "$dir/mine.out") <(sed 1d "$dir/trace.out") >&2; then
-	echo "bench-flowxlate: the traces differ" >&2
-	exit 1
-fi
+wall() { # out cmd...: run cmd with stdout to out, print its wall seconds
+	local out=$1 t
+	shift
+	t=$(date +%s.%N)
+	"$@" >"$out"
+	echo "$(date +%s.%N) - $t" | bc -l
+}
+mine=$(wall "$dir/mine.out" "$dir/ovsbpfctl" trace --db "unix:$dir/sb.sock" --minimal ls0 "$flow")
+theirs=$(wall "$dir/theirs.out" ovn-trace --db="unix:$dir/sb.sock" --minimal ls0 "$flow")
 printf 'trace_wall_s_ovsbpfctl %.3f\n' "$mine"
 printf 'trace_wall_s_ovn_trace %.3f\n' "$theirs"
 printf 'trace_wall_ratio_ovn_trace_over_ovsbpfctl %.2f\n' "$(echo "$theirs / $mine" | bc -l)"
+if diff <(sed 1d "$dir/mine.out") <(sed 1d "$dir/theirs.out") >&2; then
+	echo "trace_agrees 1"
+else
+	log "ovsbpfctl trace and ovn-trace differ (diff above)"
+	echo "trace_agrees 0"
+fi
 
 # Stop the OVN daemons so that they do not compete for the two cores, then
 # measure the translation itself.
-for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-wait 2>/dev/null || true
-pids=()
-"$dir/flowxlatebench" -snapshot "$dir/sb.gob" ${BENCH_ARGS:-}
+stop_daemons
+# shellcheck disable=SC2086 # BENCH_ARGS is a list of flags
+"$dir/flowxlatebench" -snapshot "$snapshot" ${BENCH_ARGS:-}

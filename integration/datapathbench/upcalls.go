@@ -59,6 +59,12 @@ func upcalls(o upcallOpts, out func(string, float64)) error {
 	p99, _ := strconv.ParseFloat(m[3], 64)
 	out("upcall_p50_us", p50)
 	out("upcall_p99_us", p99)
+	if w := waitRE.FindStringSubmatch(show); w != nil {
+		wp50, _ := strconv.ParseFloat(w[1], 64)
+		wp99, _ := strconv.ParseFloat(w[2], 64)
+		out("upcall_wait_p50_us", wp50)
+		out("upcall_wait_p99_us", wp99)
+	}
 
 	if o.burst == 0 {
 		return nil
@@ -101,6 +107,7 @@ func upcalls(o upcallOpts, out func(string, float64)) error {
 
 var (
 	latencyRE = regexp.MustCompile(`handler latency: p50 ([0-9.]+)us p90 ([0-9.]+)us p99 ([0-9.]+)us`)
+	waitRE    = regexp.MustCompile(`waiting for a handler: p50 ([0-9.]+)us p99 ([0-9.]+)us`)
 	handledRE = regexp.MustCompile(`handled       : (\d+) upcalls`)
 )
 

@@ -1,29 +1,39 @@
 // Command flowxlatebench measures how long the OVN front end of flowxlate
 // takes to parse and compile a Southbound database's logical flows into the
-// pipeline, on one core, and the process's peak memory while it does.
+// pipeline, on one core, and the peak memory of a process that does it.
 //
-// It works in two steps so that neither reading the database nor the OVN
-// daemons compete with the measurement:
+//	flowxlatebench -db REMOTE                       # read, then measure
+//	flowxlatebench -db REMOTE -save FILE -measure=false
+//	flowxlatebench -snapshot FILE                   # measure a saved snapshot
 //
-//	flowxlatebench -db REMOTE -save FILE   # read the Southbound, print its size, save it
-//	flowxlatebench -snapshot FILE          # measure, three times, each in a fresh process
+// Reading the database (ovsdb.ReadSouthbound) is not measured. The snapshot
+// is written to a JSON file, and each measurement runs in a fresh child
+// process with GOMAXPROCS=1 that loads it, collects garbage, and times
+// ovn.Translator.Load. The child's peak resident set (VmHWM, the whole
+// process since it started: conservative) is the memory figure. The time is
+// the median of -runs children, since one run on a shared machine can be
+// slowed by a neighbour; the memory is the largest.
 //
-// Output is "name value" lines; integration/bench/flowxlate.sh drives it.
+// Output is "name value" lines on stdout, progress on stderr;
+// integration/bench/flowxlate.sh drives it for make bench-flowxlate.
 package main
 
 import (
 	"bufio"
 	"context"
-	"encoding/gob"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,104 +42,167 @@ import (
 	"github.com/ovsbpf/ovsbpf/ovsdb"
 )
 
-// measureRuns is how many times the translation is measured: on a shared
-// machine one run can be slowed by a neighbour, so the median is reported.
-const measureRuns = 3
+// childFlag runs the program as a measuring child.
+const childFlag = "child"
+
+type options struct {
+	db, snapshot, save string
+	measure            bool
+	runs               int
+	cpuProfile         string
+	memProfile         string
+	child              string
+	readTimeout        time.Duration
+}
 
 func main() {
-	db := flag.String("db", "", "Southbound remote to read")
-	save := flag.String("save", "", "with -db: save the snapshot to this file")
-	snapshot := flag.String("snapshot", "", "measure the translation of this saved snapshot")
-	once := flag.Bool("once", false, "with -snapshot: measure once, in this process (the child mode)")
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the translation to this file")
-	memProfile := flag.String("memprofile", "", "write a heap profile after the translation to this file")
+	var o options
+	flag.StringVar(&o.db, "db", "", "Southbound remote to read (unix:PATH or tcp:HOST:PORT)")
+	flag.StringVar(&o.snapshot, "snapshot", "", "measure this saved snapshot instead of reading a database")
+	flag.StringVar(&o.save, "save", "", "with -db: keep the snapshot in this file")
+	flag.BoolVar(&o.measure, "measure", true, "measure the translation")
+	flag.IntVar(&o.runs, "runs", 3, "measure in this many child processes")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the translation (first run) to this file")
+	flag.StringVar(&o.memProfile, "memprofile", "", "write a heap profile after the translation (first run) to this file")
+	flag.StringVar(&o.child, childFlag, "", "internal: measure the snapshot in this file, in this process")
+	flag.DurationVar(&o.readTimeout, "timeout", 10*time.Minute, "with -db: give up reading after this long")
 	flag.Parse()
-	var err error
-	switch {
-	case *db != "" && *save != "":
-		err = read(*db, *save)
-	case *snapshot != "" && *once:
-		err = measure(*snapshot, *cpuProfile, *memProfile)
-	case *snapshot != "":
-		err = measureRepeatedly(*snapshot, *cpuProfile)
-	default:
-		err = fmt.Errorf("use -db REMOTE -save FILE, or -snapshot FILE")
-	}
-	if err != nil {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := run(o, log, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "flowxlatebench:", err)
 		os.Exit(1)
 	}
 }
 
-// read reads the Southbound, prints its size and saves it.
-func read(remote, path string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+func run(o options, log *slog.Logger, out io.Writer) error {
+	if o.child != "" {
+		return measureHere(o, log, out)
+	}
+	switch {
+	case (o.db == "") == (o.snapshot == ""):
+		return errors.New("want one of -db REMOTE and -snapshot FILE")
+	case o.save != "" && o.db == "":
+		return errors.New("-save goes with -db")
+	case o.runs < 1:
+		return errors.New("-runs must be at least 1")
+	}
+	path := o.snapshot
+	if o.db != "" {
+		path = o.save
+		if path == "" {
+			tmp, err := os.MkdirTemp("", "flowxlatebench")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			path = filepath.Join(tmp, "sb.json")
+		}
+		if err := read(o, log, out, path); err != nil {
+			return err
+		}
+	}
+	if !o.measure {
+		return nil
+	}
+	return measure(o, out, path)
+}
+
+// read reads the Southbound, prints its size and saves it to path.
+func read(o options, log *slog.Logger, out io.Writer, path string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), o.readTimeout)
 	defer cancel()
-	sb, err := ovsdb.ReadSouthbound(ctx, remote, slog.Default())
+	start := time.Now()
+	sb, err := ovsdb.ReadSouthbound(ctx, o.db, log)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("lflows %d\n", len(sb.LogicalFlows))
-	fmt.Printf("datapaths %d\n", len(sb.Datapaths))
-	fmt.Printf("port_bindings %d\n", len(sb.Ports))
+	log.Info("read the southbound", "seconds", time.Since(start).Seconds())
+	fmt.Fprintf(out, "lflows %d\n", len(sb.LogicalFlows))
+	fmt.Fprintf(out, "datapaths %d\n", len(sb.Datapaths))
+	fmt.Fprintf(out, "port_bindings %d\n", len(sb.Ports))
+	return save(sb, path)
+}
+
+func save(sb *ovn.Southbound, path string) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	w := bufio.NewWriter(f)
-	if err := gob.NewEncoder(w).Encode(sb); err != nil {
+	if err := json.NewEncoder(w).Encode(sb); err != nil {
 		f.Close()
 		return fmt.Errorf("writing snapshot %s: %w", path, err)
 	}
 	if err := w.Flush(); err != nil {
 		f.Close()
-		return err
+		return fmt.Errorf("writing snapshot %s: %w", path, err)
 	}
 	return f.Close()
 }
 
-// measureRepeatedly runs the measurement in fresh processes with
-// GOMAXPROCS=1 and reports the median time and the largest peak.
-func measureRepeatedly(path, cpuProfile string) error {
+func load(path string) (*ovn.Southbound, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sb := new(ovn.Southbound)
+	if err := json.NewDecoder(bufio.NewReader(f)).Decode(sb); err != nil {
+		return nil, fmt.Errorf("reading snapshot %s: %w", path, err)
+	}
+	return sb, nil
+}
+
+// measure runs the measurement in o.runs fresh children with GOMAXPROCS=1
+// and prints each run's time, then the figures.
+func measure(o options, out io.Writer, path string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	var runs []map[string]string
-	times := make([]float64, 0, measureRuns)
+	var first map[string]string
+	times := make([]float64, 0, o.runs)
 	peak := 0.0
-	for i := 0; i < measureRuns; i++ {
-		cmd := exec.Command(self, "-snapshot", path, "-once", "-cpuprofile", cpuProfile)
+	for i := range o.runs {
+		args := []string{"-" + childFlag, path}
+		if i == 0 {
+			args = append(args, "-cpuprofile", o.cpuProfile, "-memprofile", o.memProfile)
+		}
+		cmd := exec.Command(self, args...)
 		cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 		cmd.Stderr = os.Stderr
-		out, err := cmd.Output()
+		b, err := cmd.Output()
 		if err != nil {
-			return fmt.Errorf("measuring: %w", err)
+			return fmt.Errorf("measuring in a child process: %w", err)
 		}
-		r := parseFigures(string(out))
-		runs = append(runs, r)
-		t, _ := strconv.ParseFloat(r["translate_s"], 64)
-		p, _ := strconv.ParseFloat(r["translate_peak_mb"], 64)
+		r := parseFigures(string(b))
+		t, err1 := strconv.ParseFloat(r["translate_s"], 64)
+		p, err2 := strconv.ParseFloat(r["translate_peak_mb"], 64)
+		if err := errors.Join(err1, err2); err != nil {
+			return fmt.Errorf("reading the child's figures %q: %w", b, err)
+		}
+		if first == nil {
+			first = r
+		}
 		times, peak = append(times, t), max(peak, p)
-		fmt.Printf("translate_s_run%d %s\n", i+1, r["translate_s"])
+		fmt.Fprintf(out, "translate_s_run%d %.3f\n", i+1, t)
 	}
-	first := runs[0]
-	for _, k := range []string{"gomaxprocs", "translate_rules", "translate_skipped", "snapshot_rss_mb", "pipeline_heap_mb"} {
-		fmt.Printf("%s %s\n", k, first[k])
+	for _, k := range []string{"translate_lflows", "gomaxprocs", "translate_rules", "translate_skipped", "snapshot_rss_mb", "pipeline_heap_mb"} {
+		fmt.Fprintf(out, "%s %s\n", k, first[k])
 	}
-	sort.Float64s(times)
+	slices.Sort(times)
 	median := times[len(times)/2]
-	lflows, _ := strconv.Atoi(first["lflows"])
-	fmt.Printf("translate_s %.3f\n", median)
-	fmt.Printf("translate_us_per_lflow %.2f\n", median*1e6/float64(max(1, lflows)))
-	fmt.Printf("translate_peak_mb %.1f\n", peak)
+	lflows, _ := strconv.Atoi(first["translate_lflows"])
+	fmt.Fprintf(out, "translate_s %.3f\n", median)
+	fmt.Fprintf(out, "translate_us_per_lflow %.2f\n", median*1e6/float64(max(1, lflows)))
+	fmt.Fprintf(out, "translate_peak_mb %.1f\n", peak)
 	return nil
 }
 
 // parseFigures reads "name value" lines.
-func parseFigures(out string) map[string]string {
+func parseFigures(s string) map[string]string {
 	m := map[string]string{}
-	for _, l := range strings.Split(out, "\n") {
+	for _, l := range strings.Split(s, "\n") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(l), " "); ok {
 			m[k] = v
 		}
@@ -137,33 +210,24 @@ func parseFigures(out string) map[string]string {
 	return m
 }
 
-// measure loads a snapshot, then times Translator.Load on it. The peak
-// resident set is reset just before, so translate_peak_mb is the largest
-// the process grew while translating: the snapshot plus the pipeline.
-func measure(path, cpuProfile, memProfile string) error {
-	f, err := os.Open(path)
+// measureHere is the child: it loads the snapshot, collects garbage, and
+// times Translator.Load on one core.
+func measureHere(o options, log *slog.Logger, out io.Writer) error {
+	if n := runtime.GOMAXPROCS(0); n != 1 {
+		return fmt.Errorf("the measurement runs with GOMAXPROCS=1, not %d", n)
+	}
+	sb, err := load(o.child)
 	if err != nil {
 		return err
 	}
-	sb := new(ovn.Southbound)
-	err = gob.NewDecoder(bufio.NewReader(f)).Decode(sb)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("reading snapshot %s: %w", path, err)
-	}
-	runtime.GC()
-	debug.FreeOSMemory()
-	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
-		return fmt.Errorf("resetting peak RSS: %w", err)
-	}
+	debug.FreeOSMemory() // collects garbage, and returns it, so that RSS is what lives
 	base, err := statusKB("VmRSS")
 	if err != nil {
 		return err
 	}
-
-	tr := ovn.NewTranslator(ovn.Options{})
-	if cpuProfile != "" {
-		pf, err := os.Create(cpuProfile)
+	tr := ovn.NewTranslator(ovn.Options{Logger: log})
+	if o.cpuProfile != "" {
+		pf, err := os.Create(o.cpuProfile)
 		if err != nil {
 			return err
 		}
@@ -173,12 +237,12 @@ func measure(path, cpuProfile, memProfile string) error {
 		}
 	}
 	start := time.Now()
-	if err := tr.Load(sb); err != nil {
-		return err
-	}
+	err = tr.Load(sb)
 	elapsed := time.Since(start)
 	pprof.StopCPUProfile()
-
+	if err != nil {
+		return fmt.Errorf("loading the snapshot into the translator: %w", err)
+	}
 	peak, err := statusKB("VmHWM")
 	if err != nil {
 		return err
@@ -187,16 +251,16 @@ func measure(path, cpuProfile, memProfile string) error {
 	var ms runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
-	fmt.Printf("lflows %d\n", st.LogicalFlows)
-	fmt.Printf("gomaxprocs %d\n", runtime.GOMAXPROCS(0))
-	fmt.Printf("translate_s %.3f\n", elapsed.Seconds())
-	fmt.Printf("translate_peak_mb %.1f\n", float64(peak)/1024)
-	fmt.Printf("snapshot_rss_mb %.1f\n", float64(base)/1024)
-	fmt.Printf("pipeline_heap_mb %.1f\n", float64(ms.HeapAlloc)/(1<<20))
-	fmt.Printf("translate_rules %d\n", st.Rules)
-	fmt.Printf("translate_skipped %d\n", st.Skipped)
-	if memProfile != "" {
-		mf, err := os.Create(memProfile)
+	fmt.Fprintf(out, "translate_lflows %d\n", st.LogicalFlows)
+	fmt.Fprintf(out, "gomaxprocs %d\n", runtime.GOMAXPROCS(0))
+	fmt.Fprintf(out, "translate_s %.3f\n", elapsed.Seconds())
+	fmt.Fprintf(out, "translate_peak_mb %.1f\n", float64(peak)/1024)
+	fmt.Fprintf(out, "snapshot_rss_mb %.1f\n", float64(base)/1024)
+	fmt.Fprintf(out, "pipeline_heap_mb %.1f\n", float64(ms.HeapAlloc)/(1<<20))
+	fmt.Fprintf(out, "translate_rules %d\n", st.Rules)
+	fmt.Fprintf(out, "translate_skipped %d\n", st.Skipped)
+	if o.memProfile != "" {
+		mf, err := os.Create(o.memProfile)
 		if err != nil {
 			return err
 		}
