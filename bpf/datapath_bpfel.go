@@ -100,15 +100,18 @@ type DatapathOvsbpfKey struct {
 	_ structs.HostLayout
 	N DatapathOvsbpfNarrow
 	W struct {
-		_         structs.HostLayout
-		Ipv6Src   [16]uint8
-		Ipv6Dst   [16]uint8
-		NdTarget  [16]uint8
-		NdSll     [6]uint8
-		NdTll     [6]uint8
-		Ipv6Label uint32
-		CtLabel   [16]uint8
-		TunId     uint64
+		_           structs.HostLayout
+		Ipv6Src     [16]uint8
+		Ipv6Dst     [16]uint8
+		NdTarget    [16]uint8
+		NdSll       [6]uint8
+		NdTll       [6]uint8
+		Ipv6Label   uint32
+		CtLabel     [16]uint8
+		TunId       uint64
+		TunInLport  uint16
+		TunOutLport uint16
+		Pad         uint32
 	}
 }
 

@@ -58,15 +58,18 @@ type TestParseOvsbpfKey struct {
 		Pad      [3]uint8
 	}
 	W struct {
-		_         structs.HostLayout
-		Ipv6Src   [16]uint8
-		Ipv6Dst   [16]uint8
-		NdTarget  [16]uint8
-		NdSll     [6]uint8
-		NdTll     [6]uint8
-		Ipv6Label uint32
-		CtLabel   [16]uint8
-		TunId     uint64
+		_           structs.HostLayout
+		Ipv6Src     [16]uint8
+		Ipv6Dst     [16]uint8
+		NdTarget    [16]uint8
+		NdSll       [6]uint8
+		NdTll       [6]uint8
+		Ipv6Label   uint32
+		CtLabel     [16]uint8
+		TunId       uint64
+		TunInLport  uint16
+		TunOutLport uint16
+		Pad         uint32
 	}
 }
 

@@ -577,3 +577,27 @@ func refusedByTestRun(b []byte) bool {
 	}
 	return false
 }
+
+// The userspace action sends a copy up and goes on; ct, until eBPF
+// conntrack exists, sends the packet up instead of forwarding it on
+// guessed connection state.
+func TestUserspaceAndCTHooks(t *testing.T) {
+	d := openTest(t, Config{})
+	rd := upcallReader(t, d)
+	_, err := d.PutFlow(maskOf(mInPort), Key{InPort: 1}, []Action{Userspace(), Output(2)})
+	require.NoError(t, err)
+	_, err = d.PutFlow(maskOf(mInPort), Key{InPort: 2}, []Action{CT(5, true), Recirc(1)})
+	require.NoError(t, err)
+
+	f := udpFrame(t, 8)
+	require.Equal(t, uint32(VerdictRedirect), run(t, d, f, ifVM1).Verdict, "userspace copies, the packet goes on")
+	u := readUpcall(t, rd)
+	require.Equal(t, UpcallAction, u.Reason)
+	require.Equal(t, f, u.Frame)
+
+	require.Equal(t, uint32(VerdictDrop), run(t, d, f, ifVM2).Verdict)
+	u = readUpcall(t, rd)
+	require.Equal(t, UpcallCT, u.Reason)
+	require.Equal(t, uint16(2), u.Key.N.InPort)
+	require.Equal(t, "ct(zone=5,commit),recirc(0x1)", FormatActions([]Action{CT(5, true), Recirc(1)}))
+}

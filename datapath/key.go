@@ -29,7 +29,7 @@ const KeySize = int(unsafe.Sizeof(Key{}))
 // Sizes the C asserts too; checked again here so a layout change in one
 // language cannot go unnoticed in the other.
 var _ = [1]struct{}{}[KeySize-48]
-var _ = [1]struct{}{}[unsafe.Sizeof(PacketKey{})-136]
+var _ = [1]struct{}{}[unsafe.Sizeof(PacketKey{})-144]
 
 // VLANPresent is the vlan_tci bit that says a tag is present.
 const VLANPresent = 0x1000

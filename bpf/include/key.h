@@ -59,7 +59,10 @@ struct ovsbpf_wide {
 	__u8 nd_tll[6]; /* neighbour advertisement's target link-layer option */
 	__be32 ipv6_label; /* low 20 bits */
 	__u8 ct_label[16];
-	__be64 tun_id;
+	__be64 tun_id;       /* Geneve VNI: OVN's logical datapath key */
+	__u16 tun_in_lport;  /* Geneve option 0x0102/0x80: logical input port key */
+	__u16 tun_out_lport; /* ...and logical output port key */
+	__u32 pad;
 };
 
 struct ovsbpf_key {
@@ -68,6 +71,6 @@ struct ovsbpf_key {
 };
 
 _Static_assert(sizeof(struct ovsbpf_narrow) == 48, "the narrow key is hashed: keep it 48 bytes");
-_Static_assert(sizeof(struct ovsbpf_wide) == 88, "wide key layout changed: update Go and docs");
+_Static_assert(sizeof(struct ovsbpf_wide) == 96, "wide key layout changed: update Go and docs");
 
 #endif
