@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/ovn-org/libovsdb/cache"
 	"github.com/ovn-org/libovsdb/client"
 	"github.com/ovn-org/libovsdb/model"
@@ -42,16 +41,17 @@ type LocalInterface struct {
 // delivers its state on every change, and writes back what a switch
 // reports (ofport, cur_cfg), so that ovs-vsctl works as with ovs-vswitchd.
 type LocalMonitor struct {
-	remote     string
-	log        *slog.Logger
-	minBackoff time.Duration
-	maxBackoff time.Duration
+	remote  string
+	log     *slog.Logger
+	backoff backoff
+	probe   time.Duration
 
 	mu sync.Mutex
 	c  client.Client // nil while disconnected
 }
 
 // NewLocalMonitor returns a monitor for remote (unix:PATH or tcp:HOST:PORT).
+// It does not connect until Run.
 func NewLocalMonitor(remote string, logger *slog.Logger) (*LocalMonitor, error) {
 	if err := CheckRemote(remote); err != nil {
 		return nil, err
@@ -59,45 +59,25 @@ func NewLocalMonitor(remote string, logger *slog.Logger) (*LocalMonitor, error) 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &LocalMonitor{remote: remote, log: logger, minBackoff: 100 * time.Millisecond, maxBackoff: 10 * time.Second}, nil
+	return &LocalMonitor{remote: remote, log: logger.With("remote", remote),
+		backoff: backoff{minBackoff, maxBackoff}, probe: probeInterval}, nil
 }
 
 // Run connects and sends the state, then again after every change, until
 // ctx is done, reconnecting with backoff. It returns ctx's error.
 func (m *LocalMonitor) Run(ctx context.Context, states chan<- LocalState) error {
-	backoff := m.minBackoff
-	for {
-		err := m.session(ctx, states)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		m.log.Warn("local database connection lost, reconnecting", "remote", m.remote, "error", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, m.maxBackoff)
-		if err == nil {
-			backoff = m.minBackoff
-		}
-	}
+	return m.backoff.retry(ctx, m.log, func(ctx context.Context) (bool, error) {
+		return m.session(ctx, states)
+	})
 }
 
-func (m *LocalMonitor) session(ctx context.Context, states chan<- LocalState) error {
+func (m *LocalMonitor) session(ctx context.Context, states chan<- LocalState) (up bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	dbModel, err := vswitchmodel.FullDatabaseModel()
 	if err != nil {
-		return fmt.Errorf("building Open_vSwitch model: %w", err)
+		return false, fmt.Errorf("building Open_vSwitch model: %w", err)
 	}
-	lg := logr.FromSlogHandler(m.log.Handler()).V(1)
-	c, err := client.NewOVSDBClient(dbModel, client.WithEndpoint(m.remote), client.WithLogger(&lg))
-	if err != nil {
-		return fmt.Errorf("creating local database client for %s: %w", m.remote, err)
-	}
-	if err := c.Connect(ctx); err != nil {
-		return fmt.Errorf("connecting to the local database %s: %w", m.remote, err)
-	}
-	defer c.Close()
 	notify := make(chan struct{}, 1)
 	poke := func() {
 		select {
@@ -105,17 +85,18 @@ func (m *LocalMonitor) session(ctx context.Context, states chan<- LocalState) er
 		default:
 		}
 	}
-	c.Cache().AddEventHandler(&cache.EventHandlerFuncs{
+	h := &cache.EventHandlerFuncs{
 		AddFunc:    func(string, model.Model) { poke() },
 		UpdateFunc: func(string, model.Model, model.Model) { poke() },
 		DeleteFunc: func(string, model.Model) { poke() },
-	})
-	if _, err := c.Monitor(ctx, c.NewMonitor(
-		client.WithTable(&vswitchmodel.OpenvSwitch{}),
-		client.WithTable(&vswitchmodel.Interface{}),
-	)); err != nil {
-		return fmt.Errorf("monitoring the local database %s: %w", m.remote, err)
 	}
+	c, err := dial(ctx, m.remote, "the local database", dbModel, m.log, h,
+		[]model.Model{&vswitchmodel.OpenvSwitch{}, &vswitchmodel.Interface{}})
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	lost := watch(ctx, c, m.probe)
 	m.mu.Lock()
 	m.c = c
 	m.mu.Unlock()
@@ -124,24 +105,23 @@ func (m *LocalMonitor) session(ctx context.Context, states chan<- LocalState) er
 		m.c = nil
 		m.mu.Unlock()
 	}()
-	m.log.Info("local database connected", "remote", m.remote)
+	m.log.Info("local database connected")
 	poke()
-	disconnected := c.DisconnectNotify()
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
-		case <-disconnected:
-			return nil
+			return true, ctx.Err()
+		case err := <-lost:
+			return true, err
 		case <-notify:
 			st, err := localSnapshot(ctx, c)
 			if err != nil {
-				return err
+				return true, err
 			}
 			select {
 			case states <- st:
 			case <-ctx.Done():
-				return ctx.Err()
+				return true, ctx.Err()
 			}
 		}
 	}

@@ -2,9 +2,7 @@ package ovsdb
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"reflect"
 	"sync"
 	"time"
 
@@ -12,7 +10,6 @@ import (
 	"github.com/ovn-org/libovsdb/model"
 
 	"github.com/ovsbpf/ovsbpf/flowxlate/ovn"
-	"github.com/ovsbpf/ovsbpf/ovsdb/sbmodel"
 )
 
 // Update is one delivery of a SouthboundMonitor: either a full snapshot,
@@ -25,14 +22,14 @@ type Update struct {
 // SouthboundMonitor keeps a connection to the Southbound database and
 // delivers its contents and then its changes.
 type SouthboundMonitor struct {
-	remote     string
-	log        *slog.Logger
-	minBackoff time.Duration
-	maxBackoff time.Duration
+	remote  string
+	log     *slog.Logger
+	backoff backoff
+	probe   time.Duration
 }
 
 // NewSouthboundMonitor returns a monitor for remote (unix:PATH or
-// tcp:HOST:PORT).
+// tcp:HOST:PORT). It does not connect until Run.
 func NewSouthboundMonitor(remote string, logger *slog.Logger) (*SouthboundMonitor, error) {
 	if err := CheckRemote(remote); err != nil {
 		return nil, err
@@ -40,61 +37,59 @@ func NewSouthboundMonitor(remote string, logger *slog.Logger) (*SouthboundMonito
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &SouthboundMonitor{remote: remote, log: logger, minBackoff: 100 * time.Millisecond, maxBackoff: 10 * time.Second}, nil
+	return &SouthboundMonitor{remote: remote, log: logger.With("remote", remote),
+		backoff: backoff{minBackoff, maxBackoff}, probe: probeInterval}, nil
 }
 
 // Run connects, sends a full snapshot on updates, then a Change for every
-// batch of row changes, until ctx is done. When the connection drops it
-// reconnects with exponential backoff and sends a new full snapshot. It
-// returns ctx's error.
+// batch of row changes, until ctx is done. When the connection drops, or the
+// server stops answering, it reconnects with exponential backoff and sends a
+// new full snapshot, which replaces everything sent before. Changes that
+// arrive while the receiver is busy are merged into one. Run returns ctx's
+// error.
 func (m *SouthboundMonitor) Run(ctx context.Context, updates chan<- Update) error {
-	backoff := m.minBackoff
-	for {
-		err := m.session(ctx, updates)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		m.log.Warn("southbound connection lost, reconnecting", "remote", m.remote, "error", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, m.maxBackoff)
-		if err == nil {
-			backoff = m.minBackoff // the session was up; start over
-		}
-	}
+	return m.backoff.retry(ctx, m.log, func(ctx context.Context) (bool, error) {
+		return m.session(ctx, updates)
+	})
 }
 
-// session runs one connection: it returns nil when an established
-// connection drops, an error when connecting fails.
-func (m *SouthboundMonitor) session(ctx context.Context, updates chan<- Update) error {
-	p := &pending{notify: make(chan struct{}, 1)}
-	c, err := connectWithHandler(ctx, m.remote, m.log, p.handler())
+// session runs one connection until it is lost or ctx is done. up reports
+// whether the connection was established.
+func (m *SouthboundMonitor) session(ctx context.Context, updates chan<- Update) (up bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	tables := southboundTables()
+	dirty := newDirtyTables()
+	c, err := dialSouthbound(ctx, m.remote, m.log, dirty, tables)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer c.Close()
-	sb, err := snapshot(ctx, c)
+	lost := watch(ctx, c, m.probe)
+
+	v := newView(tables)
+	sb, err := v.snapshot(c.Cache())
 	if err != nil {
-		return fmt.Errorf("reading southbound %s: %w", m.remote, err)
+		return true, err
 	}
-	m.log.Info("southbound connected", "remote", m.remote, "logical_flows", len(sb.LogicalFlows))
+	m.log.Info("southbound connected", "logical_flows", len(sb.LogicalFlows))
 	if !send(ctx, updates, Update{Full: sb}) {
-		return ctx.Err()
+		return true, ctx.Err()
 	}
-	disconnected := c.DisconnectNotify()
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
-		case <-disconnected:
-			return nil
-		case <-p.notify:
-			if ch := p.take(); ch != nil && !send(ctx, updates, Update{Change: ch}) {
-				return ctx.Err()
-			}
+			return true, ctx.Err()
+		case err := <-lost:
+			return true, err
+		case <-dirty.notify:
+		}
+		ch, err := v.diff(c.Cache(), dirty.take())
+		if err != nil {
+			return true, err
+		}
+		if ch != nil && !send(ctx, updates, Update{Change: ch}) {
+			return true, ctx.Err()
 		}
 	}
 }
@@ -108,88 +103,44 @@ func send(ctx context.Context, updates chan<- Update, u Update) bool {
 	}
 }
 
-// pending accumulates row events between deliveries.
-type pending struct {
+// dirtyTables is a cache event handler that records which tables changed.
+//
+// The monitor reads changed rows from the cache rather than from the events
+// because libovsdb drops events when its 65,536-entry event queue is full,
+// as the initial contents of a large database can make it; the cache itself
+// is always complete. Recording a table name keeps the handler cheap, so
+// the queue drains as fast as it fills.
+type dirtyTables struct {
 	mu     sync.Mutex
-	ch     *ovn.Change
-	notify chan struct{}
+	tables map[string]bool
+	notify chan struct{} // has a value when tables is not empty
 }
 
-func (p *pending) take() *ovn.Change {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	ch := p.ch
-	p.ch = nil
-	return ch
+var _ cache.EventHandler = (*dirtyTables)(nil)
+
+func newDirtyTables() *dirtyTables {
+	return &dirtyTables{tables: map[string]bool{}, notify: make(chan struct{}, 1)}
 }
 
-func (p *pending) add(f func(ch *ovn.Change)) {
-	p.mu.Lock()
-	if p.ch == nil {
-		p.ch = &ovn.Change{Deleted: map[string][]string{}}
-	}
-	f(p.ch)
-	p.mu.Unlock()
+func (d *dirtyTables) mark(table string) {
+	d.mu.Lock()
+	d.tables[table] = true
+	d.mu.Unlock()
 	select {
-	case p.notify <- struct{}{}:
+	case d.notify <- struct{}{}:
 	default:
 	}
 }
 
-func (p *pending) handler() cache.EventHandler {
-	upsert := func(_ string, m model.Model) {
-		p.add(func(ch *ovn.Change) { addRow(&ch.Updated, m) })
-	}
-	return &cache.EventHandlerFuncs{
-		AddFunc:    upsert,
-		UpdateFunc: func(table string, _, m model.Model) { upsert(table, m) },
-		DeleteFunc: func(table string, m model.Model) {
-			if uuid := rowUUID(m); uuid != "" {
-				p.add(func(ch *ovn.Change) { ch.Deleted[table] = append(ch.Deleted[table], uuid) })
-			}
-		},
-	}
+// take returns the changed tables and starts a new set.
+func (d *dirtyTables) take() map[string]bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t := d.tables
+	d.tables = map[string]bool{}
+	return t
 }
 
-// addRow converts a monitored row and appends it to sb.
-func addRow(sb *ovn.Southbound, m model.Model) {
-	switch r := m.(type) {
-	case *sbmodel.LogicalFlow:
-		sb.LogicalFlows = append(sb.LogicalFlows, convertLogicalFlow(r))
-	case *sbmodel.LogicalDPGroup:
-		sb.DatapathGroups = append(sb.DatapathGroups, convertDPGroup(r))
-	case *sbmodel.DatapathBinding:
-		sb.Datapaths = append(sb.Datapaths, convertDatapath(r))
-	case *sbmodel.PortBinding:
-		sb.Ports = append(sb.Ports, convertPort(r))
-	case *sbmodel.MulticastGroup:
-		sb.MulticastGroups = append(sb.MulticastGroups, convertMulticastGroup(r))
-	case *sbmodel.MACBinding:
-		sb.MACBindings = append(sb.MACBindings, convertMACBinding(r))
-	case *sbmodel.AddressSet:
-		sb.AddressSets = append(sb.AddressSets, convertAddressSet(r))
-	case *sbmodel.PortGroup:
-		sb.PortGroups = append(sb.PortGroups, convertPortGroup(r))
-	case *sbmodel.LoadBalancer:
-		sb.LoadBalancers = append(sb.LoadBalancers, convertLoadBalancer(r))
-	case *sbmodel.FDB:
-		sb.FDBs = append(sb.FDBs, convertFDB(r))
-	case *sbmodel.DHCPOptions:
-		sb.DHCPOptions = append(sb.DHCPOptions, ovn.DHCPOption{UUID: r.UUID, Name: r.Name, Code: r.Code, Type: r.Type})
-	case *sbmodel.DHCPv6Options:
-		sb.DHCPv6Options = append(sb.DHCPv6Options, ovn.DHCPOption{UUID: r.UUID, Name: r.Name, Code: r.Code, Type: r.Type})
-	}
-}
-
-// rowUUID returns the UUID of a generated model: every one has a UUID
-// field.
-func rowUUID(m model.Model) string {
-	v := reflect.ValueOf(m)
-	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
-		return ""
-	}
-	if f := v.Elem().FieldByName("UUID"); f.Kind() == reflect.String {
-		return f.String()
-	}
-	return ""
-}
+func (d *dirtyTables) OnAdd(table string, _ model.Model)       { d.mark(table) }
+func (d *dirtyTables) OnUpdate(table string, _, _ model.Model) { d.mark(table) }
+func (d *dirtyTables) OnDelete(table string, _ model.Model)    { d.mark(table) }
