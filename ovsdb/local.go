@@ -26,6 +26,9 @@ type LocalState struct {
 	NextCfg   int    // what ovs-vsctl waits for the switch to reach
 	// Interfaces with external_ids:iface-id, ordered by name.
 	Interfaces []LocalInterface
+	// Unbound are the other interfaces (bridges' internal ports among
+	// them), ordered by name.
+	Unbound []LocalInterface
 }
 
 // LocalInterface is one Interface row bound to a logical port.
@@ -35,6 +38,8 @@ type LocalInterface struct {
 	IfaceID       string // external_ids:iface-id: the logical port
 	OFPort        int    // ofport as last written (0: none)
 	OFPortRequest int    // ofport_request (0: none)
+	Type          string // "" (system), "internal", ...
+	Error         string // the error column as last written
 }
 
 // LocalMonitor keeps a connection to the local Open_vSwitch database,
@@ -144,20 +149,24 @@ func localSnapshot(ctx context.Context, c client.Client) (LocalState, error) {
 		return st, fmt.Errorf("listing Interface: %w", err)
 	}
 	for _, i := range ifaces {
-		id := i.ExternalIDs["iface-id"]
-		if id == "" {
-			continue
-		}
-		li := LocalInterface{UUID: i.UUID, Name: i.Name, IfaceID: id}
+		li := LocalInterface{UUID: i.UUID, Name: i.Name, IfaceID: i.ExternalIDs["iface-id"], Type: i.Type}
 		if i.Ofport != nil {
 			li.OFPort = *i.Ofport
 		}
 		if i.OfportRequest != nil {
 			li.OFPortRequest = *i.OfportRequest
 		}
-		st.Interfaces = append(st.Interfaces, li)
+		if i.Error != nil {
+			li.Error = *i.Error
+		}
+		if li.IfaceID == "" {
+			st.Unbound = append(st.Unbound, li)
+		} else {
+			st.Interfaces = append(st.Interfaces, li)
+		}
 	}
 	sort.Slice(st.Interfaces, func(a, b int) bool { return st.Interfaces[a].Name < st.Interfaces[b].Name })
+	sort.Slice(st.Unbound, func(a, b int) bool { return st.Unbound[a].Name < st.Unbound[b].Name })
 	return st, nil
 }
 
@@ -165,9 +174,10 @@ func localSnapshot(ctx context.Context, c client.Client) (LocalState, error) {
 var ErrNotConnected = errors.New("not connected to the local database")
 
 // Report writes what the switch did: each interface's ofport (-1 for one
-// it could not attach) and cur_cfg, which releases ovs-vsctl calls waiting
-// for the switch to apply a change.
-func (m *LocalMonitor) Report(ctx context.Context, ofports map[string]int, curCfg int) error {
+// it could not attach), the error column of those in errs ("" clears it),
+// and cur_cfg, which releases ovs-vsctl calls waiting for the switch to
+// apply a change. Interfaces are named by UUID.
+func (m *LocalMonitor) Report(ctx context.Context, ofports map[string]int, errs map[string]string, curCfg int) error {
 	m.mu.Lock()
 	c := m.c
 	m.mu.Unlock()
@@ -181,6 +191,18 @@ func (m *LocalMonitor) Report(ctx context.Context, ofports map[string]int, curCf
 		op, err := c.Where(iface).Update(iface, &iface.Ofport)
 		if err != nil {
 			return fmt.Errorf("building ofport update: %w", err)
+		}
+		ops = append(ops, op...)
+	}
+	for uuid, text := range errs {
+		iface := &vswitchmodel.Interface{UUID: uuid}
+		if text != "" {
+			t := text
+			iface.Error = &t
+		}
+		op, err := c.Where(iface).Update(iface, &iface.Error)
+		if err != nil {
+			return fmt.Errorf("building error update: %w", err)
 		}
 		ops = append(ops, op...)
 	}

@@ -59,18 +59,18 @@ func TestLocalMonitor(t *testing.T) {
 	require.Equal(t, LocalInterface{UUID: iface.UUID, Name: "tap1", IfaceID: "vm1", OFPortRequest: 7}, iface)
 
 	// Report writes what ovs-vsctl waits for.
-	require.NoError(t, m.Report(ctx, map[string]int{iface.UUID: 7}, st.NextCfg))
+	require.NoError(t, m.Report(ctx, map[string]int{iface.UUID: 7}, nil, st.NextCfg))
 	require.Equal(t, "7", strings.TrimSpace(db.VSCtl(t, "get", "Interface", "tap1", "ofport")))
 	next("the written ofport", func(st LocalState) bool { return len(st.Interfaces) == 1 && st.Interfaces[0].OFPort == 7 })
 
 	// After a restart the monitor delivers the state again, and writes work.
 	db.Stop()
 	require.Eventually(t, func() bool {
-		return m.Report(ctx, map[string]int{iface.UUID: 8}, st.NextCfg) == ErrNotConnected
+		return m.Report(ctx, map[string]int{iface.UUID: 8}, nil, st.NextCfg) == ErrNotConnected
 	}, 10*time.Second, 10*time.Millisecond, "writes fail while the server is down")
 	db.Start(t)
 	next("the state after reconnecting", func(st LocalState) bool { return st.SystemID == "ch1" && len(st.Interfaces) == 1 })
-	require.Eventually(t, func() bool { return m.Report(ctx, map[string]int{iface.UUID: 8}, st.NextCfg) == nil },
+	require.Eventually(t, func() bool { return m.Report(ctx, map[string]int{iface.UUID: 8}, nil, st.NextCfg) == nil },
 		10*time.Second, 10*time.Millisecond)
 	require.Equal(t, "8", strings.TrimSpace(db.VSCtl(t, "get", "Interface", "tap1", "ofport")))
 }

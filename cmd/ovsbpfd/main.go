@@ -194,7 +194,7 @@ func (d *daemon) loop(ctx context.Context, o options, states <-chan ovsdb.LocalS
 			if d.pipe.SetBindings(res.Bindings) {
 				d.sp.PipelineChanged()
 			}
-			if err := d.local.Report(ctx, res.OFPorts, st.NextCfg); err != nil {
+			if err := d.local.Report(ctx, res.OFPorts, res.Errors, st.NextCfg); err != nil {
 				d.log.Warn("cannot report to the local database", "err", err)
 			}
 			remote := o.ovnRemote

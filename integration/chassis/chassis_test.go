@@ -269,6 +269,13 @@ func TestDatapathOneSwitch(t *testing.T) {
 	}
 	show := ch.mustAppctl(t, "dpif/show")
 	require.Contains(t, show, "port 1: tap1")
+	// As ovs-vswitchd would: the bridge's internal port is the local
+	// port, and an interface bound to no logical port says why it is
+	// not used.
+	require.Equal(t, 65534, ch.ofport(t, "br-int"))
+	ch.db.VSCtl(t, "add-port", "br-int", "stray")
+	require.Equal(t, -1, ch.ofport(t, "stray"))
+	require.Contains(t, ch.db.VSCtl(t, "get", "Interface", "stray", "error"), "not bound to a logical port")
 
 	t.Run("arp and ping", func(t *testing.T) {
 		// The first echo request misses twice (ARP, then ICMP) and

@@ -43,15 +43,25 @@ type Result struct {
 	// Bindings maps each attached datapath port to its logical port.
 	Bindings map[uint16]string
 	// OFPorts maps Interface UUIDs to the ofport to report: the datapath
-	// port, or -1 for an interface that could not be attached.
+	// port, or -1 for an interface that could not be attached. Only
+	// changes are listed.
 	OFPorts map[string]int
+	// Errors maps Interface UUIDs to the error column to write ("" clears
+	// it), as ovs-vswitchd reports why an interface is not in use. Only
+	// changes are listed.
+	Errors map[string]string
 }
+
+// LocalPort is ofport of a bridge's internal interface in OVS (OFPP_LOCAL).
+// ovsbpfd creates no such device; OVN does not need one.
+const LocalPort = 65534
 
 // Reconcile attaches every bound interface that exists in this network
 // namespace, detaches ports whose interface is no longer bound (or was
 // recreated), and returns the bindings.
 func (p *Ports) Reconcile(st ovsdb.LocalState) Result {
-	res := Result{Bindings: map[uint16]string{}, OFPorts: map[string]int{}}
+	res := Result{Bindings: map[uint16]string{}, OFPorts: map[string]int{}, Errors: map[string]string{}}
+	errText := map[string]string{} // the error column each bound interface should have
 	have := map[string]datapath.Port{}
 	used := map[uint16]bool{}
 	for _, port := range p.dp.Ports() {
@@ -91,6 +101,7 @@ func (p *Ports) Reconcile(st ovsdb.LocalState) Result {
 				p.missing[li.Name] = true
 			}
 			res.OFPorts[li.UUID] = -1
+			errText[li.UUID] = "could not open network device " + li.Name + " (No such device) in ovsbpfd's network namespace"
 			continue
 		}
 		delete(p.missing, li.Name)
@@ -104,6 +115,7 @@ func (p *Ports) Reconcile(st ovsdb.LocalState) Result {
 		if err := p.dp.AddPort(port); err != nil {
 			p.log.Error("cannot attach port", "name", li.Name, "lport", li.IfaceID, "err", err)
 			res.OFPorts[li.UUID] = -1
+			errText[li.UUID] = "ovsbpfd cannot attach the datapath: " + err.Error()
 			continue
 		}
 		used[no] = true
@@ -112,11 +124,24 @@ func (p *Ports) Reconcile(st ovsdb.LocalState) Result {
 		res.OFPorts[li.UUID] = int(no)
 		p.log.Info("port attached", "port", no, "name", li.Name, "ifindex", ifi.Index, "lport", li.IfaceID, "peer_redirect", port.Peer)
 	}
-	for uuid, want := range res.OFPorts {
-		for _, li := range st.Interfaces {
-			if li.UUID == uuid && li.OFPort == want {
-				delete(res.OFPorts, uuid) // already reported
-			}
+	// Interfaces bound to no logical port: a bridge's internal port gets
+	// OVS's local port number, the rest are reported unused and why.
+	for _, li := range st.Unbound {
+		if li.Type == "internal" {
+			res.OFPorts[li.UUID] = LocalPort
+			errText[li.UUID] = ""
+		} else {
+			res.OFPorts[li.UUID] = -1
+			errText[li.UUID] = "not bound to a logical port: ovsbpfd attaches interfaces with external_ids:iface-id"
+		}
+	}
+	all := append(append([]ovsdb.LocalInterface(nil), st.Interfaces...), st.Unbound...)
+	for _, li := range all {
+		if want, ok := res.OFPorts[li.UUID]; ok && li.OFPort == want {
+			delete(res.OFPorts, li.UUID) // already reported
+		}
+		if want := errText[li.UUID]; want != li.Error {
+			res.Errors[li.UUID] = want
 		}
 	}
 	return res
