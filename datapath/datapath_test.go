@@ -9,11 +9,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ovsbpf/ovsbpf/bpf"
 )
 
 // The interfaces of the test ports. Run passes the ifindex as the packet's
@@ -240,10 +244,15 @@ func TestMissUpcallsKeyAndWholeFrame(t *testing.T) {
 	d := openTest(t, Config{})
 	rd := upcallReader(t, d)
 	for _, f := range [][]byte{tcpFrame(t, 0), tcpFrame(t, 1460), arpRequest(t), udp6Frame(t)} {
+		before := MonotonicNow()
 		r := run(t, d, f, ifVM2)
+		after := MonotonicNow()
 		require.Equal(t, uint32(VerdictDrop), r.Verdict)
 		u := readUpcall(t, rd)
 		require.Equal(t, UpcallMiss, u.Reason)
+		// The handler's latency figures subtract the datapath's stamp
+		// from MonotonicNow: the two must be one clock.
+		require.True(t, before <= u.Time && u.Time <= after, "upcall stamped %d, not within [%d, %d]", u.Time, before, after)
 		require.Equal(t, uint32(ifVM2), u.Ifindex)
 		require.Equal(t, uint16(2), u.Key.N.InPort)
 		require.Equal(t, uint32(len(f)), u.FrameLen)
@@ -600,4 +609,23 @@ func TestUserspaceAndCTHooks(t *testing.T) {
 	require.Equal(t, UpcallCT, u.Reason)
 	require.Equal(t, uint16(2), u.Key.N.InPort)
 	require.Equal(t, "ct(zone=5,commit),recirc(0x1)", FormatActions([]Action{CT(5, true), Recirc(1)}))
+}
+
+// The flow table writes keys and values straight from Go memory, so the
+// generated types must have the maps' sizes exactly.
+func TestBindingsMatchMapLayout(t *testing.T) {
+	d := openTest(t, Config{})
+	for _, tc := range []struct {
+		name       string
+		m          *ebpf.Map
+		key, value uintptr
+	}{
+		{"flows", d.objs.Flows, unsafe.Sizeof(Key{}), unsafe.Sizeof(uint32(0))},
+		{"flow_actions", d.objs.FlowActions, unsafe.Sizeof(uint32(0)), unsafe.Sizeof(bpf.DatapathOvsbpfActions{})},
+		{"exec_actions", d.objs.ExecActions, unsafe.Sizeof(uint32(0)), unsafe.Sizeof(bpf.DatapathOvsbpfActions{})},
+	} {
+		require.Equal(t, uint32(tc.key), tc.m.KeySize(), "%s key", tc.name)
+		require.Equal(t, uint32(tc.value), tc.m.ValueSize(), "%s value", tc.name)
+	}
+	require.Equal(t, 68, int(unsafe.Sizeof(skbContext{})), "__sk_buff up to cb[]: 17 32-bit fields")
 }
