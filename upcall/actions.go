@@ -54,14 +54,16 @@ func rewrite(from, to *field.Key) ([]datapath.Action, error) {
 	changed := func(id field.ID) bool { return from.Get(id) != to.Get(id) }
 	mac := func(k *field.Key, id field.ID) [6]byte { return [6]byte(storage(k, id)) }
 
-	for _, d := range field.All() {
-		if pipelineState(d.ID) || rewritable[d.ID] || d.ID == field.InPort || !changed(d.ID) {
+	for i := range from {
+		if (from[i]^to[i])&unrewritable[i] == 0 {
 			continue
 		}
-		if shares(d.ID) {
-			continue // same storage as a rewritable field
+		// Some field the datapath cannot rewrite changed: name it.
+		for _, d := range field.All() {
+			if fixed(d.ID) && changed(d.ID) {
+				return nil, fmt.Errorf("%s %s -> %s: %w", d.Name, from.Get(d.ID), to.Get(d.ID), ErrUnsupportedRewrite)
+			}
 		}
-		return nil, fmt.Errorf("%s %s -> %s: %w", d.Name, from.Get(d.ID), to.Get(d.ID), ErrUnsupportedRewrite)
 	}
 
 	ethType := from.Get(field.EthType).Lo
@@ -132,6 +134,25 @@ func rewrite(from, to *field.Key) ([]datapath.Action, error) {
 	}
 	return acts, nil
 }
+
+// fixed reports whether id is a packet field the datapath cannot rewrite.
+func fixed(id field.ID) bool {
+	return !pipelineState(id) && !rewritable[id] && id != field.InPort && !shares(id)
+}
+
+// unrewritable has every bit of the key set that a fixed field stores, so
+// that one pass over two keys tells whether a rewrite is possible.
+var unrewritable = func() field.Mask {
+	var m field.Mask
+	for _, d := range field.All() {
+		if fixed(d.ID) {
+			for i := d.Off; i < d.Off+d.Size; i++ {
+				m[i] = 0xff
+			}
+		}
+	}
+	return m
+}()
 
 // shares reports whether id stores its value in a rewritable field's
 // storage (udp_src in tcp_src's, arp_spa in ip4.src's, nd_sll in

@@ -44,8 +44,8 @@ func TestBuildActions(t *testing.T) {
 			field.ARPTPA, ipValue("10.0.0.1"), field.ARPSPA, ipValue("10.0.0.2"))}},
 			"set(eth(src=0a:00:00:00:00:02)),set(eth(dst=0a:00:00:00:00:01)),set(arp(bytes@7=020a0000000002)),set(arp(bytes@17=020a0000000001)),set(arp(bytes@27=01)),1", nil},
 		{"ttl raised", tcpIn, []Output{{2, with(tcpIn, field.IPTTL, field.U64(65))}}, "", ErrUnsupportedRewrite},
-		{"dscp", tcpIn, []Output{{2, with(tcpIn, field.IPDSCP, field.U64(1))}}, "", ErrUnsupportedRewrite},
-		{"ipv6 address", tcpIn, []Output{{2, with(tcpIn, field.IPv6Dst, ipValue("fd00::1"))}}, "", ErrUnsupportedRewrite},
+		{"dscp", tcpIn, []Output{{2, with(tcpIn, field.IPDSCP, field.U64(1))}}, field.Lookup(field.IPDSCP).Name, ErrUnsupportedRewrite},
+		{"ipv6 address", tcpIn, []Output{{2, with(tcpIn, field.IPv6Dst, ipValue("fd00::1"))}}, field.Lookup(field.IPv6Dst).Name, ErrUnsupportedRewrite},
 		{"icmp type", with(tcpIn, field.IPProto, field.U64(1)), []Output{{2, with(tcpIn, field.IPProto, field.U64(1), field.ICMPv4Type, field.U64(0))}}, "", ErrUnsupportedRewrite},
 	}
 	for _, tc := range tests {
@@ -53,6 +53,7 @@ func TestBuildActions(t *testing.T) {
 			acts, err := BuildActions(&tc.in, tc.outs)
 			if tc.err != nil {
 				require.ErrorIs(t, err, tc.err)
+				require.ErrorContains(t, err, tc.want)
 				return
 			}
 			require.NoError(t, err)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/ovsbpf/ovsbpf/datapath"
 	"github.com/ovsbpf/ovsbpf/flowxlate/field"
@@ -119,14 +120,11 @@ func MegaflowMask(mask *field.Mask, pk *datapath.PacketKey) (datapath.Mask, erro
 	narrow := pk.Narrow()
 	isARP := narrow.EtherType() == ethTypeARP
 
-	covered := map[field.ID]bool{field.InPort: true}
 	copyMask := func(maps []byteMap) {
 		for _, bm := range maps {
-			s := storage(mask, bm.id)
-			for i, b := range s {
+			for i, b := range storage(mask, bm.id) {
 				mb[bm.off+i] |= b
 			}
-			covered[bm.id] = true
 		}
 	}
 	copyMask(commonNarrow)
@@ -140,7 +138,6 @@ func MegaflowMask(mask *field.Mask, pk *datapath.PacketKey) (datapath.Mask, erro
 		if v := mask.Get(field.CTMark); !v.IsZero() {
 			m.CtMark = uint32(v.Lo)
 		}
-		covered[field.CTZone], covered[field.CTMark] = true, true
 	}
 	if v := mask.Get(field.CTState); !v.IsZero() {
 		if v.Lo > 0xff {
@@ -148,21 +145,16 @@ func MegaflowMask(mask *field.Mask, pk *datapath.PacketKey) (datapath.Mask, erro
 		}
 		m.CtState = uint8(v.Lo)
 	}
-	covered[field.CTState] = true
 
 	// Anything else the pipeline read that is not its own state makes
-	// the decision uncacheable. Fields sharing storage with a covered
-	// one (ip_ecn with ip_dscp, udp_dst with tcp_dst) are covered too.
-	coveredStorage := map[int]bool{}
-	for id := range covered {
-		coveredStorage[field.Lookup(id).Off] = true
+	// the decision uncacheable.
+	outside := &uncoveredNonARP
+	if isARP {
+		outside = &uncoveredARP
 	}
-	for _, d := range field.All() {
-		if pipelineState(d.ID) || coveredStorage[d.Off] {
-			continue
-		}
-		if !mask.Get(d.ID).IsZero() {
-			return m, fmt.Errorf("the pipeline read %s, which the datapath's narrow key lacks: %w", d.Name, ErrUncacheable)
+	for i := range mask {
+		if mask[i]&outside[i] != 0 {
+			return m, fmt.Errorf("the pipeline read %s, which the datapath's narrow key lacks: %w", fieldAt(i), ErrUncacheable)
 		}
 	}
 
@@ -177,6 +169,63 @@ func MegaflowMask(mask *field.Mask, pk *datapath.PacketKey) (datapath.Mask, erro
 		m.NwFrag = 0xff // later fragments have no L4 header
 	}
 	return m, nil
+}
+
+// uncoveredARP and uncoveredNonARP have every bit of the flowxlate key set
+// that a megaflow for an ARP or another packet cannot match on: the storage
+// of each field neither in the narrow key nor pipeline state. Fields sharing
+// storage with one the narrow key holds (ip_ecn with ip_dscp, udp_dst with
+// tcp_dst) are covered by it. Checking a pipeline's mask against them is
+// one pass over the key, cheap enough for every upcall.
+var uncoveredARP, uncoveredNonARP = uncovered(true), uncovered(false)
+
+func uncovered(isARP bool) field.Mask {
+	covered := []field.ID{field.InPort, field.CTState}
+	for _, bm := range commonNarrow {
+		covered = append(covered, bm.id)
+	}
+	if isARP {
+		for _, bm := range arpNarrow {
+			covered = append(covered, bm.id)
+		}
+	} else {
+		for _, bm := range l4Narrow {
+			covered = append(covered, bm.id)
+		}
+		covered = append(covered, field.CTZone, field.CTMark)
+	}
+	var in field.Mask // storage the covered fields hold
+	for _, id := range covered {
+		d := field.Lookup(id)
+		for i := d.Off; i < d.Off+d.Size; i++ {
+			in[i] = 0xff
+		}
+	}
+	var out field.Mask
+	for _, d := range field.All() {
+		if pipelineState(d.ID) || in[d.Off] != 0 {
+			continue
+		}
+		for i := d.Off; i < d.Off+d.Size; i++ {
+			out[i] = 0xff
+		}
+	}
+	return out
+}
+
+// fieldAt names the fields whose storage holds byte i of the key (several
+// share some: arp_sha with nd_sll).
+func fieldAt(i int) string {
+	var names []string
+	for _, d := range field.All() {
+		if !pipelineState(d.ID) && i >= d.Off && i < d.Off+d.Size {
+			names = append(names, d.Name)
+		}
+	}
+	if len(names) == 0 {
+		return fmt.Sprintf("byte %d of the key", i)
+	}
+	return strings.Join(names, " or ")
 }
 
 func maskBytes(m *datapath.Mask) []byte { return m.Raw()[:] }

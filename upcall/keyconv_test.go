@@ -102,7 +102,7 @@ func TestMegaflowMask(t *testing.T) {
 		name string
 		pk   *datapath.PacketKey
 		read field.Mask
-		want string // FormatFlow of the packet under the mask
+		want string // FormatFlow of the packet under the mask, or the field an error names
 		err  error
 	}{
 		{"l2 lookup", &tcp, read(field.EthDst, field.Reg(14), field.Metadata),
@@ -119,16 +119,17 @@ func TestMegaflowMask(t *testing.T) {
 			"recirc_id(0),in_port(3),ct_state(-trk),ct_zone(0x7),ct_mark(0x12345678),eth_type(0x0800)", nil},
 		{"arp", &arp, read(field.EthType, field.ARPOp, field.ARPTPA, field.ARPSHA),
 			"recirc_id(0),in_port(1),eth_type(0x0806),arp(tip=10.0.0.2,op=1,sha=0a:00:00:00:00:01)", nil},
-		{"ipv6 address", &tcp, read(field.EthType, field.IPv6Src), "", ErrUncacheable},
-		{"tunnel id", &tcp, read(field.TunID), "", ErrUncacheable},
-		{"pkt_mark", &tcp, read(field.PktMark), "", ErrUncacheable},
-		{"nd_sll on a non-arp packet", &tcp, read(field.NDSLL), "", ErrUncacheable},
+		{"ipv6 address", &tcp, read(field.EthType, field.IPv6Src), field.Lookup(field.IPv6Src).Name, ErrUncacheable},
+		{"tunnel id", &tcp, read(field.TunID), field.Lookup(field.TunID).Name, ErrUncacheable},
+		{"pkt_mark", &tcp, read(field.PktMark), field.Lookup(field.PktMark).Name, ErrUncacheable},
+		{"nd_sll on a non-arp packet", &tcp, read(field.NDSLL), field.Lookup(field.NDSLL).Name, ErrUncacheable},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := MegaflowMask(&tc.read, tc.pk)
 			if tc.err != nil {
 				require.ErrorIs(t, err, tc.err)
+				require.ErrorContains(t, err, tc.want)
 				return
 			}
 			require.NoError(t, err)

@@ -29,7 +29,7 @@ func (s *Slowpath) revalidator(ctx context.Context) {
 // Revalidate runs one sweep now.
 func (s *Slowpath) Revalidate() {
 	s.stats.revalidations.Add(1)
-	flows, err := s.dp.Flows()
+	flows, err := s.dp.UnorderedFlows()
 	if err != nil {
 		s.log.Error("revalidator cannot dump flows", "err", err)
 		return

@@ -76,12 +76,14 @@ type Slowpath struct {
 	pipe Pipeline
 	log  *slog.Logger
 
-	ukeys   sync.Map // ukeyID -> *ukey
-	kick    chan struct{}
-	stats   counters
-	latency *latencyRing // upcall to packet sent
-	wait    *latencyRing // upcall to a handler holding it
-	rate    *rateMeter
+	ukeys      sync.Map // ukeyID -> *ukey
+	kick       chan struct{}
+	stats      counters
+	latency    *latencyRing // upcall to packet sent
+	wait       *latencyRing // upcall to a handler holding it
+	deciding   *latencyRing // parsing the record and running the pipeline
+	installing *latencyRing // computing the megaflow and installing it
+	rate       *rateMeter
 }
 
 // ukeyID names a megaflow.
@@ -129,7 +131,8 @@ func New(cfg Config) (*Slowpath, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Slowpath{cfg: cfg, dp: cfg.Datapath, pipe: cfg.Pipeline, log: log,
-		kick: make(chan struct{}, 1), latency: newLatencyRing(4096), wait: newLatencyRing(4096), rate: newRateMeter()}, nil
+		kick: make(chan struct{}, 1), latency: newLatencyRing(4096), wait: newLatencyRing(4096),
+		deciding: newLatencyRing(4096), installing: newLatencyRing(4096), rate: newRateMeter()}, nil
 }
 
 // PipelineChanged starts a revalidation: every cached megaflow decided at
@@ -214,19 +217,12 @@ func (s *Slowpath) Run(ctx context.Context) error {
 					held = true
 				}
 				if s.cfg.BusyPoll > 0 {
-					// Spin a while before sleeping in epoll_wait,
-					// whose wake-up costs tens of microseconds.
-					for end := time.Now().Add(s.cfg.BusyPoll); time.Now().Before(end); runtime.Gosched() {
-						if n, ok := available(); !ok || n > 0 {
-							break
-						}
-					}
+					s.spin(available)
 				}
+				// rec's buffer is this handler's own and is reused by
+				// its next read only, after handle, which keeps nothing
+				// of it, has returned.
 				err := rd.ReadInto(&rec)
-				var raw []byte
-				if err == nil {
-					raw = append([]byte(nil), rec.RawSample...)
-				}
 				// Keep the ring unless more records wait: then a
 				// follower reads the next while this one handles.
 				if n, ok := available(); err != nil || !ok || n > 0 {
@@ -240,7 +236,7 @@ func (s *Slowpath) Run(ctx context.Context) error {
 					}
 					return
 				}
-				s.handle(x, raw)
+				s.handle(x, rec.RawSample)
 			}
 		}()
 	}
@@ -268,6 +264,24 @@ func (s *Slowpath) Run(ctx context.Context) error {
 	return context.Cause(ctx)
 }
 
+// spin watches the ring for up to the busy-poll time and returns when a
+// record waits, or the ring closed, or the time is up. It reads the clock
+// only every few hundred looks (a look is two loads from the ring's shared
+// pages) and never yields to the Go scheduler: runtime.Gosched in the loop
+// measured worse, as each call woke another thread to look for work.
+// Go's preemption still lets other goroutines run.
+func (s *Slowpath) spin(available func() (int, bool)) {
+	start := time.Now()
+	for i := 1; ; i++ {
+		if n, ok := available(); !ok || n > 0 {
+			return
+		}
+		if i%256 == 0 && time.Since(start) > s.cfg.BusyPoll {
+			return
+		}
+	}
+}
+
 func (s *Slowpath) handle(x *datapath.Executor, raw []byte) {
 	s.stats.upcalls.Add(1)
 	s.rate.add(time.Now())
@@ -277,7 +291,8 @@ func (s *Slowpath) handle(x *datapath.Executor, raw []byte) {
 		s.log.Error("bad upcall record", "err", err)
 		return
 	}
-	s.wait.add(time.Duration(datapath.MonotonicNow() - u.Time))
+	taken := datapath.MonotonicNow()
+	s.wait.add(time.Duration(taken - u.Time))
 	if u.Reason != datapath.UpcallMiss {
 		// TTL expiry (ICMP time exceeded), conntrack and controller
 		// actions are not handled yet: the packet is dropped, counted.
@@ -299,7 +314,10 @@ func (s *Slowpath) handle(x *datapath.Executor, raw []byte) {
 		s.log.Warn("packet needs a rewrite the datapath lacks; dropped", "packet", u.Key.Narrow().String(), "err", err)
 		return
 	}
+	decided := datapath.MonotonicNow()
+	s.deciding.add(time.Duration(decided - taken))
 	s.install(&u, pkt, dec, acts, version)
+	s.installing.add(time.Duration(datapath.MonotonicNow() - decided))
 	s.deliver(x, &u, pkt, dec, acts)
 	s.latency.add(time.Duration(datapath.MonotonicNow() - u.Time))
 }

@@ -36,6 +36,11 @@ type Stats struct {
 	// The part of it before a handler took the upcall from the ring:
 	// the ring's wake-up and the wait for a free handler.
 	WaitP50, WaitP99 time.Duration
+	// The handler's own steps: parsing the record and running the
+	// pipeline, then computing the megaflow and installing it (the rest,
+	// delivering the packet, is one test run of the datapath program).
+	DecideP50, DecideP99   time.Duration
+	InstallP50, InstallP99 time.Duration
 }
 
 // Stats returns the slow path's counters.
@@ -58,6 +63,12 @@ func (s *Slowpath) Stats() Stats {
 	}
 	if wait := s.wait.snapshot(); len(wait) > 0 {
 		st.WaitP50, _, st.WaitP99, _ = percentiles(wait)
+	}
+	if d := s.deciding.snapshot(); len(d) > 0 {
+		st.DecideP50, _, st.DecideP99, _ = percentiles(d)
+	}
+	if in := s.installing.snapshot(); len(in) > 0 {
+		st.InstallP50, _, st.InstallP99, _ = percentiles(in)
 	}
 	return st
 }

@@ -325,6 +325,8 @@ func (d *daemon) upcallShow() (string, error) {
 		fmt.Fprintf(&b, "  handler latency: p50 %s p90 %s p99 %s max %s (last %d upcalls)\n",
 			us(st.LatencyP50), us(st.LatencyP90), us(st.LatencyP99), us(st.LatencyMax), st.LatencySamples)
 		fmt.Fprintf(&b, "    of which waiting for a handler: p50 %s p99 %s\n", us(st.WaitP50), us(st.WaitP99))
+		fmt.Fprintf(&b, "    deciding (pipeline): p50 %s p99 %s\n", us(st.DecideP50), us(st.DecideP99))
+		fmt.Fprintf(&b, "    installing (megaflow): p50 %s p99 %s\n", us(st.InstallP50), us(st.InstallP99))
 	} else {
 		b.WriteString("  handler latency: no upcalls yet\n")
 	}

@@ -10,8 +10,12 @@
 #     three 3-second iperf3 runs) and rtt_us_* (mean of 200 pings), with
 #     ovsbpf's ratios to the peers;
 #   - the slow path on a running ovsbpfd: upcall_p50_us and upcall_p99_us
-#     (handler latency, miss to megaflow installed and packet sent, new flows
-#     paced at 1,000/s) and upcalls_per_s (a burst of 20,000 new flows).
+#     (handler latency, miss to megaflow installed and packet sent, over 3,000
+#     new flows paced at 1,000/s), its parts (upcall_{wait,decide,install}_*),
+#     and upcalls_per_s (a burst of 20,000 new flows); then the same latency
+#     with a handler busy-polling the ring (upcall_busypoll_*);
+#   - the machine's own noise under those tails (cpu_stalls_*): how often a
+#     thread that never sleeps loses its CPU for more than 20, 50, 100 us.
 #
 # Everything runs in network namespaces this script creates (a chassis and two
 # VMs) and on unix sockets; it deletes them on exit, whatever happens. Root.
@@ -139,6 +143,9 @@ $VS add-br br-int
 $VS add-port br-int tap1 -- set Interface tap1 external_ids:iface-id=vm1
 $VS add-port br-int tap2 -- set Interface tap2 external_ids:iface-id=vm2
 measure ovsbpf | tee "$D/ovsbpf.out"
+
+echo "# machine noise" >&2
+"$D/datapathbench" -mode stalls
 
 echo "# slow path" >&2
 "$D/datapathbench" -mode upcalls -ctl "$D/ovsbpfd.ctl" -netns $VM1

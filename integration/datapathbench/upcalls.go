@@ -59,11 +59,18 @@ func upcalls(o upcallOpts, out func(string, float64)) error {
 	p99, _ := strconv.ParseFloat(m[3], 64)
 	out("upcall_p50_us", p50)
 	out("upcall_p99_us", p99)
-	if w := waitRE.FindStringSubmatch(show); w != nil {
-		wp50, _ := strconv.ParseFloat(w[1], 64)
-		wp99, _ := strconv.ParseFloat(w[2], 64)
-		out("upcall_wait_p50_us", wp50)
-		out("upcall_wait_p99_us", wp99)
+	// The parts of it: waiting for a handler (the ring's wake-up),
+	// deciding (the pipeline) and installing (the megaflow).
+	for _, part := range []struct {
+		name string
+		re   *regexp.Regexp
+	}{{"wait", waitRE}, {"decide", decideRE}, {"install", installRE}} {
+		if m := part.re.FindStringSubmatch(show); m != nil {
+			p50, _ := strconv.ParseFloat(m[1], 64)
+			p99, _ := strconv.ParseFloat(m[2], 64)
+			out("upcall_"+part.name+"_p50_us", p50)
+			out("upcall_"+part.name+"_p99_us", p99)
+		}
 	}
 
 	if o.burst == 0 {
@@ -108,6 +115,8 @@ func upcalls(o upcallOpts, out func(string, float64)) error {
 var (
 	latencyRE = regexp.MustCompile(`handler latency: p50 ([0-9.]+)us p90 ([0-9.]+)us p99 ([0-9.]+)us`)
 	waitRE    = regexp.MustCompile(`waiting for a handler: p50 ([0-9.]+)us p99 ([0-9.]+)us`)
+	decideRE  = regexp.MustCompile(`deciding \(pipeline\): p50 ([0-9.]+)us p99 ([0-9.]+)us`)
+	installRE = regexp.MustCompile(`installing \(megaflow\): p50 ([0-9.]+)us p99 ([0-9.]+)us`)
 	handledRE = regexp.MustCompile(`handled       : (\d+) upcalls`)
 )
 
