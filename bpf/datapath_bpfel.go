@@ -155,7 +155,6 @@ type DatapathOvsbpfStats struct {
 	_       structs.HostLayout
 	Packets uint64
 	Bytes   uint64
-	Used    uint64
 }
 
 type DatapathOvsbpfUpcall struct {
@@ -191,6 +190,7 @@ const (
 	DatapathMapExecActions        = "exec_actions"
 	DatapathMapFlowActions        = "flow_actions"
 	DatapathMapFlowStats          = "flow_stats"
+	DatapathMapFlowUsed           = "flow_used"
 	DatapathMapFlows              = "flows"
 	DatapathMapMaskLimit          = "mask_limit"
 	DatapathMapMasks              = "masks"
@@ -269,6 +269,7 @@ type DatapathMapSpecs struct {
 	ExecActions      *ebpf.MapSpec `ebpf:"exec_actions"`
 	FlowActions      *ebpf.MapSpec `ebpf:"flow_actions"`
 	FlowStats        *ebpf.MapSpec `ebpf:"flow_stats"`
+	FlowUsed         *ebpf.MapSpec `ebpf:"flow_used"`
 	Flows            *ebpf.MapSpec `ebpf:"flows"`
 	MaskLimit        *ebpf.MapSpec `ebpf:"mask_limit"`
 	Masks            *ebpf.MapSpec `ebpf:"masks"`
@@ -319,6 +320,7 @@ type DatapathMaps struct {
 	ExecActions      *ebpf.Map `ebpf:"exec_actions"`
 	FlowActions      *ebpf.Map `ebpf:"flow_actions"`
 	FlowStats        *ebpf.Map `ebpf:"flow_stats"`
+	FlowUsed         *ebpf.Map `ebpf:"flow_used"`
 	Flows            *ebpf.Map `ebpf:"flows"`
 	MaskLimit        *ebpf.Map `ebpf:"mask_limit"`
 	Masks            *ebpf.Map `ebpf:"masks"`
@@ -338,6 +340,7 @@ func (m *DatapathMaps) Close() error {
 		m.ExecActions,
 		m.FlowActions,
 		m.FlowStats,
+		m.FlowUsed,
 		m.Flows,
 		m.MaskLimit,
 		m.Masks,

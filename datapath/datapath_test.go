@@ -120,6 +120,49 @@ func TestCacheHitOutputsAndCounts(t *testing.T) {
 	require.Equal(t, uint64(1), counters(t, d).Misses)
 }
 
+// A flow's last use is its own: a new flow has none, a changed one keeps
+// it, and what a revalidator reads agrees with the full dump.
+func TestLastUse(t *testing.T) {
+	d := openTest(t, Config{})
+	_, err := d.PutFlow(maskOf(l2Switch...), keyFor(1), []Action{Output(2)})
+	require.NoError(t, err)
+	other := keyFor(1)
+	other.EthDst[5]++
+	_, err = d.PutFlow(maskOf(l2Switch...), other, []Action{Output(3)})
+	require.NoError(t, err)
+	run(t, d, tcpFrame(t, 10), ifVM1)
+
+	usedOf := func(fs []Flow, k Key) time.Time {
+		for _, f := range fs {
+			if f.Key == k.And(&f.Mask) {
+				return f.Stats.Used
+			}
+		}
+		t.Fatalf("no flow %s", FormatFlow(&k, &k))
+		return time.Time{}
+	}
+	swept, err := d.AppendFlowsLastUsed(nil)
+	require.NoError(t, err)
+	require.Len(t, swept, 2)
+	require.WithinDuration(t, time.Now(), usedOf(swept, keyFor(1)), 2*time.Second)
+	require.True(t, usedOf(swept, other).IsZero(), "no packet hit the other flow")
+	for _, f := range swept {
+		require.Zero(t, f.Stats.Packets, "the sweep reads no counters")
+	}
+
+	// Changing the hit flow's actions keeps its counts and last use.
+	_, err = d.PutFlow(maskOf(l2Switch...), keyFor(1), []Action{Output(3)})
+	require.NoError(t, err)
+	dump, err := d.Flows()
+	require.NoError(t, err)
+	require.Equal(t, usedOf(swept, keyFor(1)).Round(time.Second), usedOf(dump, keyFor(1)).Round(time.Second))
+	for _, f := range dump {
+		if f.Key == keyFor(1).And(&f.Mask) {
+			require.Equal(t, uint64(1), f.Stats.Packets)
+		}
+	}
+}
+
 func TestRewritesKeepChecksumsValid(t *testing.T) {
 	newMAC := [6]byte{0x0a, 0, 0, 0, 0, 0x99}
 	nat := netip.MustParseAddr("192.168.7.9")

@@ -28,15 +28,21 @@ func (s *Slowpath) revalidator(ctx context.Context) {
 
 // Revalidate runs one sweep now.
 func (s *Slowpath) Revalidate() {
+	s.sweep.Lock()
+	defer s.sweep.Unlock()
 	s.stats.revalidations.Add(1)
-	flows, err := s.dp.UnorderedFlows()
+	// The sweep reuses one slice, so that sweeping thousands of flows
+	// twice a second does not keep the garbage collector busy.
+	clear(s.sweepFlows)
+	flows, err := s.dp.AppendFlowsLastUsed(s.sweepFlows[:0])
+	s.sweepFlows = flows
 	if err != nil {
-		s.log.Error("revalidator cannot dump flows", "err", err)
+		s.log.Error("revalidator cannot read the flows", "err", err)
 		return
 	}
 	now := time.Now()
 	version := s.pipe.Version()
-	var live []datapath.Flow
+	live := flows[:0] // kept flows, compacted in place
 	for _, f := range flows {
 		id := ukeyID{f.Mask, f.Key}
 		last := f.Stats.Used

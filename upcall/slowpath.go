@@ -76,7 +76,10 @@ type Slowpath struct {
 	pipe Pipeline
 	log  *slog.Logger
 
-	ukeys      sync.Map // ukeyID -> *ukey
+	ukeys sync.Map // ukeyID -> *ukey
+	// sweep serialises revalidator sweeps, which reuse sweepFlows.
+	sweep      sync.Mutex
+	sweepFlows []datapath.Flow
 	kick       chan struct{}
 	stats      counters
 	latency    *latencyRing // upcall to packet sent

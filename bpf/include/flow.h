@@ -92,10 +92,14 @@ struct ovsbpf_actions {
 };
 
 /* A megaflow's statistics, per CPU, at the flow's id. */
+/* One load or store the compiler neither splits, merges nor drops, for
+ * words other CPUs and user space read and write (flow_used). */
+#define READ_ONCE(x) (*(const volatile __typeof__(x) *)&(x))
+#define WRITE_ONCE(x, v) (*(volatile __typeof__(x) *)&(x) = (v))
+
 struct ovsbpf_stats {
 	__u64 packets;
 	__u64 bytes;
-	__u64 used;    /* bpf_jiffies64() at the last hit on this CPU */
 };
 
 /* An exact-match cache slot: a whole narrow key seen on this CPU, and the
