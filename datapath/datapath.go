@@ -59,6 +59,11 @@ type Datapath struct {
 	flows *flowTable
 	exec  slotPool
 	clock clock
+
+	// sweepMu guards sweepEntries, AppendFlowsLastUsed's reused list of
+	// the flows it reads outside mu.
+	sweepMu      sync.Mutex
+	sweepEntries []*flowEntry
 }
 
 // Open loads the datapath. With a PinPath it reuses the maps a previous

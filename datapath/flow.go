@@ -547,15 +547,25 @@ func (d *Datapath) AppendFlowsLastUsed(dst []Flow) ([]Flow, error) {
 	if err != nil {
 		return dst, err
 	}
+	d.sweepMu.Lock()
+	defer d.sweepMu.Unlock()
+	// Only the entries are gathered under mu, which installs wait on; an
+	// entry never changes once made, so the rest is read without it.
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	entries := d.sweepEntries[:0]
 	for _, f := range d.flows.byKey {
+		entries = append(entries, f)
+	}
+	d.mu.Unlock()
+	for _, f := range entries {
 		var st FlowStats
 		if used := d.flows.lastUsed(f.id); used != 0 {
 			st.Used = toTime(used)
 		}
 		dst = append(dst, Flow{Key: f.key, Mask: f.mask, Actions: f.actions, Stats: st, ID: f.id})
 	}
+	clear(entries) // keep no deleted flow alive
+	d.sweepEntries = entries[:0]
 	return dst, nil
 }
 
