@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -21,13 +23,16 @@ type NS struct {
 	Name string
 }
 
-// New creates a namespace named prefix-<random> with its loopback up and
-// deletes it when t ends.
+// New creates a namespace named prefix-p<pid>-<random> with its loopback
+// up and deletes it when t ends. A test process killed before its cleanup
+// ran (a timeout, SIGKILL) leaves its namespaces behind; the pid in the
+// name lets New delete those of processes that no longer exist first.
 func New(t testing.TB, prefix string) *NS {
 	t.Helper()
+	removeOrphans(t)
 	var b [3]byte
 	rand.Read(b[:])
-	ns := &NS{Name: prefix + "-" + hex.EncodeToString(b[:])}
+	ns := &NS{Name: fmt.Sprintf("%s-p%d-%s", prefix, os.Getpid(), hex.EncodeToString(b[:]))}
 	if out, err := exec.Command("ip", "netns", "add", ns.Name).CombinedOutput(); err != nil {
 		t.Fatalf("creating netns %s: %v: %s", ns.Name, err, out)
 	}
@@ -38,6 +43,32 @@ func New(t testing.TB, prefix string) *NS {
 	})
 	ns.MustRun(t, "ip", "link", "set", "lo", "up")
 	return ns
+}
+
+// orphanName matches the names New gives, capturing the creator's pid.
+var orphanName = regexp.MustCompile(`-p([0-9]+)-[0-9a-f]{6}$`)
+
+// removeOrphans deletes namespaces New made in processes that have exited.
+func removeOrphans(t testing.TB) {
+	entries, err := os.ReadDir("/run/netns")
+	if err != nil {
+		return // none made yet
+	}
+	for _, e := range entries {
+		m := orphanName.FindStringSubmatch(e.Name())
+		if m == nil {
+			continue
+		}
+		pid, err := strconv.Atoi(m[1])
+		if err != nil || pid <= 0 || unix.Kill(pid, 0) != unix.ESRCH {
+			continue // alive, or not ours to judge
+		}
+		if out, err := exec.Command("ip", "netns", "del", e.Name()).CombinedOutput(); err != nil {
+			t.Logf("deleting the orphaned netns %s: %v: %s", e.Name(), err, out)
+			continue
+		}
+		t.Logf("deleted netns %s, left by exited process %d", e.Name(), pid)
+	}
 }
 
 // Run runs a command inside the namespace and returns its combined output.
