@@ -521,9 +521,22 @@ func (d *Datapath) FlowCount() int {
 // Flows returns every megaflow with its statistics, ordered by in_port and
 // then by key.
 func (d *Datapath) Flows() ([]Flow, error) {
-	out, err := d.UnorderedFlows()
+	toTime, err := d.clock.converter(d.objs.OvsbpfClock, d.objs.Clock)
 	if err != nil {
 		return nil, err
+	}
+	entries := d.entries(nil)
+	maxID := uint32(0)
+	for _, f := range entries {
+		maxID = max(maxID, f.id)
+	}
+	all, err := d.flows.readAllStats(maxID, toTime)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Flow, 0, len(entries))
+	for _, f := range entries {
+		out = append(out, Flow{Key: f.key, Mask: f.mask, Actions: slices.Clone(f.actions), Stats: all[f.id], ID: f.id})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Key.InPort != out[j].Key.InPort {
@@ -549,14 +562,7 @@ func (d *Datapath) AppendFlowsLastUsed(dst []Flow) ([]Flow, error) {
 	}
 	d.sweepMu.Lock()
 	defer d.sweepMu.Unlock()
-	// Only the entries are gathered under mu, which installs wait on; an
-	// entry never changes once made, so the rest is read without it.
-	d.mu.Lock()
-	entries := d.sweepEntries[:0]
-	for _, f := range d.flows.byKey {
-		entries = append(entries, f)
-	}
-	d.mu.Unlock()
+	entries := d.entries(d.sweepEntries[:0])
 	for _, f := range entries {
 		var st FlowStats
 		if used := d.flows.lastUsed(f.id); used != 0 {
@@ -569,31 +575,16 @@ func (d *Datapath) AppendFlowsLastUsed(dst []Flow) ([]Flow, error) {
 	return dst, nil
 }
 
-// UnorderedFlows is Flows without the sort.
-func (d *Datapath) UnorderedFlows() ([]Flow, error) {
+// entries appends the installed flows' entries to dst. Only this takes
+// mu, which installs wait on: an entry never changes once made, so callers
+// read the entries after without it.
+func (d *Datapath) entries(dst []*flowEntry) []*flowEntry {
 	d.mu.Lock()
-	entries := make([]*flowEntry, 0, d.flows.len())
+	defer d.mu.Unlock()
 	for _, f := range d.flows.byKey {
-		entries = append(entries, f)
+		dst = append(dst, f)
 	}
-	d.mu.Unlock()
-	out := make([]Flow, 0, len(entries))
-	toTime, err := d.clock.converter(d.objs.OvsbpfClock, d.objs.Clock)
-	if err != nil {
-		return nil, err
-	}
-	maxID := uint32(0)
-	for _, f := range entries {
-		maxID = max(maxID, f.id)
-	}
-	all, err := d.flows.readAllStats(maxID, toTime)
-	if err != nil {
-		return nil, err
-	}
-	for _, f := range entries {
-		out = append(out, Flow{Key: f.key, Mask: f.mask, Actions: slices.Clone(f.actions), Stats: all[f.id], ID: f.id})
-	}
-	return out, nil
+	return dst
 }
 
 // MaskCount returns how many masks the tuple space search goes through.
