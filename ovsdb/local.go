@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ovn-org/libovsdb/cache"
 	"github.com/ovn-org/libovsdb/client"
 	"github.com/ovn-org/libovsdb/model"
 	libovsdb "github.com/ovn-org/libovsdb/ovsdb"
@@ -83,19 +82,8 @@ func (m *LocalMonitor) session(ctx context.Context, states chan<- LocalState) (u
 	if err != nil {
 		return false, fmt.Errorf("building Open_vSwitch model: %w", err)
 	}
-	notify := make(chan struct{}, 1)
-	poke := func() {
-		select {
-		case notify <- struct{}{}:
-		default:
-		}
-	}
-	h := &cache.EventHandlerFuncs{
-		AddFunc:    func(string, model.Model) { poke() },
-		UpdateFunc: func(string, model.Model, model.Model) { poke() },
-		DeleteFunc: func(string, model.Model) { poke() },
-	}
-	c, err := dial(ctx, m.remote, "the local database", dbModel, m.log, h,
+	dirty := newDirtyTables() // which tables changed matters not: the state is read whole
+	c, err := dial(ctx, m.remote, "the local database", dbModel, m.log, dirty,
 		[]model.Model{&vswitchmodel.OpenvSwitch{}, &vswitchmodel.Interface{}})
 	if err != nil {
 		return false, err
@@ -111,21 +99,20 @@ func (m *LocalMonitor) session(ctx context.Context, states chan<- LocalState) (u
 		m.mu.Unlock()
 	}()
 	m.log.Info("local database connected")
-	poke()
+	dirty.mark(vswitchmodel.OpenvSwitchTable) // send the state once connected
 	for {
 		select {
 		case <-ctx.Done():
 			return true, ctx.Err()
 		case err := <-lost:
 			return true, err
-		case <-notify:
+		case <-dirty.notify:
+			dirty.take()
 			st, err := localSnapshot(ctx, c)
 			if err != nil {
 				return true, err
 			}
-			select {
-			case states <- st:
-			case <-ctx.Done():
+			if !send(ctx, states, st) {
 				return true, ctx.Err()
 			}
 		}

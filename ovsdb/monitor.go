@@ -94,9 +94,10 @@ func (m *SouthboundMonitor) session(ctx context.Context, updates chan<- Update) 
 	}
 }
 
-func send(ctx context.Context, updates chan<- Update, u Update) bool {
+// send delivers v on ch unless ctx ends first.
+func send[T any](ctx context.Context, ch chan<- T, v T) bool {
 	select {
-	case updates <- u:
+	case ch <- v:
 		return true
 	case <-ctx.Done():
 		return false
