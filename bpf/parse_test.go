@@ -10,6 +10,8 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ovsbpf/ovsbpf/internal/testframe"
 )
 
 const tcActShot = 2 // TC_ACT_SHOT
@@ -66,20 +68,7 @@ var (
 // frame serializes layers with lengths and checksums computed.
 func frame(t testing.TB, ls ...gopacket.SerializableLayer) []byte {
 	t.Helper()
-	for _, l := range ls {
-		if n, ok := l.(interface {
-			SetNetworkLayerForChecksum(gopacket.NetworkLayer) error
-		}); ok {
-			for _, nl := range ls {
-				if ip, ok := nl.(gopacket.NetworkLayer); ok {
-					require.NoError(t, n.SetNetworkLayerForChecksum(ip))
-				}
-			}
-		}
-	}
-	buf := gopacket.NewSerializeBuffer()
-	require.NoError(t, gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...))
-	return buf.Bytes()
+	return testframe.Serialize(t, ls...)
 }
 
 func eth(typ layers.EthernetType) *layers.Ethernet {
@@ -328,22 +317,6 @@ func TestParseDropsMalformedFrames(t *testing.T) {
 // header (BPF_PROG_TEST_RUN also refuses frames over about a page).
 const maxFrame = 1514
 
-// refusedByTestRun reports whether BPF_PROG_TEST_RUN rejects a frame
-// before the program sees it: shorter than an Ethernet header, or IPv4 or
-// IPv6 (by the outer type) shorter than that header.
-func refusedByTestRun(b []byte) bool {
-	if len(b) < 14 {
-		return true
-	}
-	switch binary.BigEndian.Uint16(b[12:]) {
-	case 0x0800:
-		return len(b) < 14+20
-	case 0x86dd:
-		return len(b) < 14+40
-	}
-	return false
-}
-
 // FuzzParse feeds arbitrary frames to the loaded parser through
 // BPF_PROG_TEST_RUN. Whatever the bytes, the program returns a verdict,
 // and a frame it accepts has the key its Ethernet header says.
@@ -363,7 +336,7 @@ func FuzzParse(f *testing.F) {
 		if len(b) > maxFrame {
 			b = b[:maxFrame]
 		}
-		if refusedByTestRun(b) {
+		if testframe.RefusedByTestRun(b) {
 			return
 		}
 		r, ret := p.parse(t, b)

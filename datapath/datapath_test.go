@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ovsbpf/ovsbpf/bpf"
+	"github.com/ovsbpf/ovsbpf/internal/testframe"
 )
 
 // The interfaces of the test ports. Run passes the ifindex as the packet's
@@ -601,7 +602,7 @@ func FuzzIngress(f *testing.F) {
 		}
 		r, err := d.Run(frame, uint32(ifVM1+int(port%3)))
 		if err != nil {
-			if refusedByTestRun(frame) {
+			if testframe.RefusedByTestRun(frame) {
 				return
 			}
 			t.Fatalf("test run: %v", err)
@@ -616,18 +617,6 @@ func FuzzIngress(f *testing.F) {
 			t.Fatalf("verdict %d", r.Verdict)
 		}
 	})
-}
-
-// refusedByTestRun reports frames BPF_PROG_TEST_RUN itself rejects: an
-// IPv4 or IPv6 ethertype with less than that header after it.
-func refusedByTestRun(b []byte) bool {
-	switch binary.BigEndian.Uint16(b[12:]) {
-	case 0x0800:
-		return len(b) < 14+20
-	case 0x86dd:
-		return len(b) < 14+40
-	}
-	return false
 }
 
 // The userspace action sends a copy up and goes on; ct, until eBPF

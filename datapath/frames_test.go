@@ -8,6 +8,8 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ovsbpf/ovsbpf/internal/testframe"
 )
 
 // Frames for the datapath tests, built with gopacket so that lengths and
@@ -24,20 +26,7 @@ var (
 
 func serialize(t testing.TB, ls ...gopacket.SerializableLayer) []byte {
 	t.Helper()
-	for _, l := range ls {
-		if c, ok := l.(interface {
-			SetNetworkLayerForChecksum(gopacket.NetworkLayer) error
-		}); ok {
-			for _, nl := range ls {
-				if ip, ok := nl.(gopacket.NetworkLayer); ok {
-					require.NoError(t, c.SetNetworkLayerForChecksum(ip))
-				}
-			}
-		}
-	}
-	buf := gopacket.NewSerializeBuffer()
-	require.NoError(t, gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...))
-	return buf.Bytes()
+	return testframe.Serialize(t, ls...)
 }
 
 func ethLayer(typ layers.EthernetType) *layers.Ethernet {

@@ -8,40 +8,29 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ovsbpf/ovsbpf/internal/testframe"
 )
 
 func l4Frame(t *testing.T, v6 bool, tcp bool) (frame []byte, csumAt int) {
 	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4}
-	var ip gopacket.NetworkLayer
-	var ipl gopacket.SerializableLayer
 	proto := layers.IPProtocolUDP
 	if tcp {
 		proto = layers.IPProtocolTCP
 	}
+	var ip gopacket.SerializableLayer = &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: proto, SrcIP: net.IPv4(10, 0, 0, 1), DstIP: net.IPv4(10, 0, 0, 2)}
 	l4off := 14 + 20
 	if v6 {
 		eth.EthernetType = layers.EthernetTypeIPv6
-		i := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: proto, SrcIP: net.ParseIP("fd00::1"), DstIP: net.ParseIP("fd00::2")}
-		ip, ipl, l4off = i, i, 14+40
-	} else {
-		i := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: proto, SrcIP: net.IPv4(10, 0, 0, 1), DstIP: net.IPv4(10, 0, 0, 2)}
-		ip, ipl = i, i
+		ip = &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: proto, SrcIP: net.ParseIP("fd00::1"), DstIP: net.ParseIP("fd00::2")}
+		l4off = 14 + 40
 	}
-	var l4 gopacket.SerializableLayer
+	var l4 gopacket.SerializableLayer = &layers.UDP{SrcPort: 1, DstPort: 2}
 	at := l4off + 6
 	if tcp {
-		t := &layers.TCP{SrcPort: 1, DstPort: 2, SYN: true, Window: 100}
-		t.SetNetworkLayerForChecksum(ip)
-		l4, at = t, l4off+16
-	} else {
-		u := &layers.UDP{SrcPort: 1, DstPort: 2}
-		u.SetNetworkLayerForChecksum(ip)
-		l4 = u
+		l4, at = &layers.TCP{SrcPort: 1, DstPort: 2, SYN: true, Window: 100}, l4off+16
 	}
-	buf := gopacket.NewSerializeBuffer()
-	require.NoError(t, gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
-		eth, ipl, l4, gopacket.Payload("some payload bytes")))
-	return buf.Bytes(), at
+	return testframe.Serialize(t, eth, ip, l4, gopacket.Payload("some payload bytes")), at
 }
 
 // partial rewrites frame's checksum the way a sender leaving it to offload

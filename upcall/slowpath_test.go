@@ -16,6 +16,7 @@ import (
 	"github.com/ovsbpf/ovsbpf/datapath"
 	"github.com/ovsbpf/ovsbpf/flowxlate/field"
 	"github.com/ovsbpf/ovsbpf/internal/netns"
+	"github.com/ovsbpf/ovsbpf/internal/testframe"
 )
 
 // l2Pipeline is a learning-free switch: a MAC table, and a flood of
@@ -117,14 +118,10 @@ func newChassisRig(t *testing.T, cfg Config) *chassisRig {
 
 // frame is a UDP packet from VM i to VM j (0-based).
 func (r *chassisRig) frame(t *testing.T, i int, dst net.HardwareAddr) []byte {
-	buf := gopacket.NewSerializeBuffer()
-	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolUDP,
-		SrcIP: net.IPv4(10, 0, 0, byte(i+1)), DstIP: net.IPv4(10, 0, 0, 99)}
-	udp := &layers.UDP{SrcPort: 1000, DstPort: 2000}
-	require.NoError(t, udp.SetNetworkLayerForChecksum(ip))
-	require.NoError(t, gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
-		&layers.Ethernet{SrcMAC: r.macs[i], DstMAC: dst, EthernetType: layers.EthernetTypeIPv4}, ip, udp, gopacket.Payload("hello")))
-	return buf.Bytes()
+	return testframe.Serialize(t, &layers.Ethernet{SrcMAC: r.macs[i], DstMAC: dst, EthernetType: layers.EthernetTypeIPv4},
+		&layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolUDP,
+			SrcIP: net.IPv4(10, 0, 0, byte(i+1)), DstIP: net.IPv4(10, 0, 0, 99)},
+		&layers.UDP{SrcPort: 1000, DstPort: 2000}, gopacket.Payload("hello"))
 }
 
 func (r *chassisRig) send(t *testing.T, i int, f []byte, n int) {
