@@ -58,7 +58,8 @@ type Delivery struct {
 	Key  field.Key
 }
 
-// Result is what one run produced.
+// Result is what one run produced. Mask has every bit of the packet the
+// run read or wrote (see ctx.Write).
 type Result struct {
 	Trace      []*trace.Node
 	Mask       field.Mask
@@ -110,13 +111,25 @@ func (c *ctx) Read(s field.Subfield) field.Value {
 	return c.key.GetSub(s)
 }
 
-func (c *ctx) Write(s field.Subfield, v field.Value) { c.key.SetSub(s, v) }
-func (c *ctx) Key() *field.Key                       { return c.key }
-func (c *ctx) Pipeline() ir.PipelineID               { return c.pid }
-func (c *ctx) Table() int                            { return c.table }
-func (c *ctx) Env() any                              { return c.run.in.env }
-func (c *ctx) Tracing() bool                         { return c.node != nil }
-func (c *ctx) Trace(kind trace.Kind, text string)    { c.node.Add(kind, text) }
+// Write sets s to v. Writing a packet field counts as reading it for the
+// mask: the datapath actions that carry a decision rewrite only what
+// differs between the packet and the result, and whether the written bits
+// differ depends on the packet's own. Open vSwitch un-wildcards a set
+// field for the same reason. Registers and metadata are pipeline state,
+// never in a datapath key, so their writes are not recorded.
+func (c *ctx) Write(s field.Subfield, v field.Value) {
+	if !field.IsRegister(s.Field) && s.Field != field.Metadata {
+		c.run.res.Mask.AddField(s.Field, field.Range(s.Ofs, s.Bits))
+	}
+	c.key.SetSub(s, v)
+}
+
+func (c *ctx) Key() *field.Key                    { return c.key }
+func (c *ctx) Pipeline() ir.PipelineID            { return c.pid }
+func (c *ctx) Table() int                         { return c.table }
+func (c *ctx) Env() any                           { return c.run.in.env }
+func (c *ctx) Tracing() bool                      { return c.node != nil }
+func (c *ctx) Trace(kind trace.Kind, text string) { c.node.Add(kind, text) }
 
 func (c *ctx) SetAlwaysIndent() {
 	if c.node != nil {
@@ -280,17 +293,17 @@ func (c *ctx) exec(a ir.Action) {
 			c.node.Add(trace.Modify, a.Note.String())
 		}
 		if c.prereqOK(field.Lookup(a.Dst.Field).Prereq) {
-			c.key.SetSub(a.Dst, a.Value)
+			c.Write(a.Dst, a.Value)
 		}
 	case *ir.Move:
 		c.noteMove(a.DstName, a.From)
-		c.key.SetSub(a.Dst, c.Read(a.From))
+		c.Write(a.Dst, c.Read(a.From))
 	case *ir.Exchange:
 		c.noteMove(a.AName, a.B)
 		c.noteMove(a.BName, a.A)
 		va, vb := c.Read(a.A), c.Read(a.B)
-		c.key.SetSub(a.A, vb)
-		c.key.SetSub(a.B, va)
+		c.Write(a.A, vb)
+		c.Write(a.B, va)
 	case *ir.Push:
 		v := c.Read(a.From)
 		c.node.Add(trace.Modify, fmt.Sprintf("push(%s) -> %s", a.Name, v.Hex()))
@@ -303,7 +316,7 @@ func (c *ctx) exec(a ir.Action) {
 		}
 		v := st[len(st)-1]
 		*c.stack = st[:len(st)-1]
-		c.key.SetSub(a.Dst, v)
+		c.Write(a.Dst, v)
 		c.node.Add(trace.Modify, fmt.Sprintf("pop(%s) <- %s", a.Name, v.Hex()))
 	case *ir.DecTTL:
 		c.decTTL()
@@ -360,7 +373,7 @@ func (c *ctx) decTTL() {
 		c.Fail("*** TTL underflow")
 		return
 	}
-	c.key.Set(field.IPTTL, field.U64(ttl.Lo-1))
+	c.Write(field.Whole(field.IPTTL), field.U64(ttl.Lo-1))
 	c.node.Add(trace.Modify, "ip.ttl--")
 }
 
