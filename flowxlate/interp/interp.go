@@ -47,10 +47,24 @@ const MaxDepth = 1024
 type Interp struct {
 	prog *ir.Program
 	env  Env
+	// stopAtTTLExpiry: see DatapathTTL.
+	stopAtTTLExpiry bool
 }
 
 // New returns an interpreter for prog in env.
 func New(prog *ir.Program, env Env) *Interp { return &Interp{prog: prog, env: env} }
+
+// DatapathTTL returns an interpreter whose TTL decrements act as a
+// datapath's: decrementing a TTL of 1 or 0 ends the rule's actions there, as
+// Open vSwitch's dec_ttl does (it hands the packet to the controller
+// instead), so no copy leaves by that path. The slow path decides with it,
+// for its decisions are what the datapath then does. Without it a TTL of 1
+// becomes 0 and the packet goes on, as ovn-trace shows it.
+func (in *Interp) DatapathTTL() *Interp {
+	c := *in
+	c.stopAtTTLExpiry = true
+	return &c
+}
 
 // Delivery is a packet leaving the pipeline.
 type Delivery struct {
@@ -282,11 +296,15 @@ func (c *ctx) Exec(actions []ir.Action) {
 		if c.node != nil {
 			c.node.Add(trace.Action, a.Text())
 		}
-		n.exec(a)
+		if n.exec(a) {
+			return
+		}
 	}
 }
 
-func (c *ctx) exec(a ir.Action) {
+// exec runs one action and says whether the rule's remaining actions are
+// skipped.
+func (c *ctx) exec(a ir.Action) (stop bool) {
 	switch a := a.(type) {
 	case *ir.SetField:
 		if a.Note != nil && c.node != nil {
@@ -319,7 +337,7 @@ func (c *ctx) exec(a ir.Action) {
 		c.Write(a.Dst, v)
 		c.node.Add(trace.Modify, fmt.Sprintf("pop(%s) <- %s", a.Name, v.Hex()))
 	case *ir.DecTTL:
-		c.decTTL()
+		return c.decTTL()
 	case *ir.Next:
 		c.next(a)
 	case *ir.Output:
@@ -340,6 +358,7 @@ func (c *ctx) exec(a ir.Action) {
 	default:
 		c.Fail(fmt.Sprintf("*** unsupported action %T", a))
 	}
+	return false
 }
 
 func (c *ctx) prereqOK(p field.Prereq) bool {
@@ -363,18 +382,23 @@ func (c *ctx) noteMove(name string, src field.Subfield) {
 	c.node.Add(trace.Modify, name+" = "+text)
 }
 
-func (c *ctx) decTTL() {
+func (c *ctx) decTTL() (stop bool) {
 	if !c.prereqOK(field.PrereqIP) {
 		c.Fail("*** TTL decrement of non-IP packet")
-		return
+		return false
 	}
 	ttl := c.Read(field.Whole(field.IPTTL))
+	if ttl.Lo <= 1 && c.run.in.stopAtTTLExpiry {
+		c.node.Add(trace.Modify, "ip.ttl-- /* TTL exceeded: no further on this path */")
+		return true
+	}
 	if ttl.IsZero() {
 		c.Fail("*** TTL underflow")
-		return
+		return false
 	}
 	c.Write(field.Whole(field.IPTTL), field.U64(ttl.Lo-1))
 	c.node.Add(trace.Modify, "ip.ttl--")
+	return false
 }
 
 func (c *ctx) next(a *ir.Next) {
