@@ -327,18 +327,11 @@ func (s *Slowpath) handle(x *datapath.Executor, raw []byte) {
 }
 
 func (s *Slowpath) install(u *datapath.Upcall, pkt field.Key, dec Decision, acts []datapath.Action, version uint64) {
-	why := dec.NoCache
-	var mask datapath.Mask
-	if why == "" {
-		var err error
-		if mask, err = MegaflowMask(&dec.Mask, &u.Key); err != nil {
-			why = err.Error()
-		}
-	}
-	if why == "" && len(acts) > datapath.MaxActions {
-		why = fmt.Sprintf("%d actions, more than %d", len(acts), datapath.MaxActions)
-	}
-	if why == "" && s.dp.FlowCount() >= s.cfg.FlowLimit {
+	mf, err := CacheEntry(&u.Key, &dec, acts)
+	why := ""
+	if err != nil {
+		why = err.Error()
+	} else if s.dp.FlowCount() >= s.cfg.FlowLimit {
 		why = "flow limit reached"
 	}
 	if why != "" {
@@ -346,7 +339,7 @@ func (s *Slowpath) install(u *datapath.Upcall, pkt field.Key, dec Decision, acts
 		s.log.Debug("not caching", "packet", u.Key.Narrow().String(), "why", why)
 		return
 	}
-	key := u.Key.Narrow().And(&mask)
+	mask, key := mf.Mask, mf.Key
 	// The ukey goes in first: the revalidator deletes flows it has no
 	// ukey for that no packet has hit yet.
 	id := ukeyID{mask, key}
