@@ -20,9 +20,11 @@ package integration
 //     different actions (the tuple space search returns whichever it finds);
 //   - end to end: the megaflows are installed in a second loaded datapath
 //     and random frames that agree on the masked fields run through it with
-//     BPF_PROG_TEST_RUN; a frame that matches an installed megaflow must hit
-//     it, and the verdict and the rewritten headers (parsed back by the
-//     eBPF parser) must be what the pipeline decides for that frame.
+//     BPF_PROG_TEST_RUN, in a namespace where each port is a veth; a frame
+//     that matches an installed megaflow must hit it, and the verdict and
+//     every copy it sends (the clones captured on the ports' veths, the
+//     last from the program's own redirect), parsed back by the eBPF
+//     parser, must be what the pipeline decides for that frame.
 //
 // Knobs, environment variables (make fuzz sets them for a longer run):
 //
@@ -50,6 +52,7 @@ import (
 	"github.com/ovsbpf/ovsbpf/flowxlate/field"
 	"github.com/ovsbpf/ovsbpf/flowxlate/ovn"
 	"github.com/ovsbpf/ovsbpf/internal/chassis"
+	"github.com/ovsbpf/ovsbpf/internal/netns"
 	"github.com/ovsbpf/ovsbpf/internal/ovntest"
 	"github.com/ovsbpf/ovsbpf/internal/testframe"
 	"github.com/ovsbpf/ovsbpf/ovsdb"
@@ -72,9 +75,8 @@ const (
 	// trivially if the pipeline cached nothing.
 	minCachedDecisions = 300
 
-	// firstIfindex is the fake interface index of datapath port 1; no
-	// such interfaces exist, and BPF_PROG_TEST_RUN sends nothing.
-	firstIfindex = 5000
+	// outputWait bounds the wait for a copy the cache sent to a port.
+	outputWait = 2 * time.Second
 )
 
 type soundnessConfig struct {
@@ -151,15 +153,20 @@ func (c *soundnessCounts) String() string {
 
 // chassisUnderTest is one topology's pipeline as one chassis binds it,
 // with two loaded datapaths: parser, with no megaflows, turns frames into
-// the keys upcalls carry; cache holds the megaflows under test.
+// the keys upcalls carry; cache holds the megaflows under test. Each
+// datapath port is a veth in the chassis namespace whose peer captures
+// what the cache sends there.
 type chassisUnderTest struct {
-	t      *testing.T
-	pipe   *chassis.Pipeline
-	tr     *ovn.Translator
-	ports  map[string]uint16 // logical port -> datapath port
-	parser *datapath.Datapath
-	ring   *ringbuf.Reader
-	cache  *datapath.Datapath
+	t        *testing.T
+	pipe     *chassis.Pipeline
+	tr       *ovn.Translator
+	ports    map[string]uint16 // logical port -> datapath port
+	ns       *netns.NS
+	ifindex  map[uint16]uint32 // datapath port -> its veth in ns
+	captures map[uint16]*netns.Capture
+	parser   *datapath.Datapath
+	ring     *ringbuf.Reader
+	cache    *datapath.Datapath
 }
 
 func checkSoundness(t *testing.T, topo topology, cfg soundnessConfig, seed uint64, counts *soundnessCounts) {
@@ -228,6 +235,11 @@ func checkSoundness(t *testing.T, topo topology, cfg soundnessConfig, seed uint6
 		}
 		require.Positive(t, c.cache.DeleteFlows())
 	}
+	for port, cp := range c.captures {
+		if extra := cp.Next(0); extra != nil {
+			t.Errorf("port %d got a copy no output asked for: %x", port, extra)
+		}
+	}
 }
 
 func newChassisUnderTest(t *testing.T, e *ovntest.Env) *chassisUnderTest {
@@ -235,7 +247,10 @@ func newChassisUnderTest(t *testing.T, e *ovntest.Env) *chassisUnderTest {
 	defer cancel()
 	sb, err := ovsdb.ReadSouthbound(ctx, e.SBRemote(), nil)
 	require.NoError(t, err, "reading the Southbound")
-	c := &chassisUnderTest{t: t, pipe: chassis.NewPipeline(nil), tr: ovn.NewTranslator(ovn.Options{}), ports: map[string]uint16{}}
+	c := &chassisUnderTest{t: t, pipe: chassis.NewPipeline(nil), tr: ovn.NewTranslator(ovn.Options{}), ports: map[string]uint16{},
+		ns: netns.New(t, "ovsbpf-sound"), ifindex: map[uint16]uint32{}, captures: map[uint16]*netns.Capture{}}
+	// Nothing but the cache's copies may reach the captures.
+	c.ns.MustRun(t, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
 	require.NoError(t, c.pipe.Load(sb))
 	require.NoError(t, c.tr.Load(sb))
 
@@ -249,9 +264,17 @@ func newChassisUnderTest(t *testing.T, e *ovntest.Env) *chassisUnderTest {
 			continue
 		}
 		no := uint16(len(ports) + 1)
+		dev, peer := fmt.Sprintf("p%d", no), fmt.Sprintf("q%d", no)
+		c.ns.MustRun(t, "ip", "link", "add", dev, "type", "veth", "peer", "name", peer)
+		c.ns.MustRun(t, "ip", "link", "set", dev, "up")
+		c.ns.MustRun(t, "ip", "link", "set", peer, "up")
+		ifindex, err := c.ns.Ifindex(dev)
+		require.NoError(t, err)
 		c.ports[p.Name] = no
+		c.ifindex[no] = ifindex
+		c.captures[no] = netns.NewCapture(t, c.ns, peer)
 		byPort[no] = p.Name
-		ports = append(ports, datapath.Port{No: no, Ifindex: firstIfindex + uint32(no), Name: p.Name})
+		ports = append(ports, datapath.Port{No: no, Ifindex: ifindex, Name: p.Name})
 	}
 	require.NotEmpty(t, ports, "no VIF in the Southbound")
 	c.pipe.SetBindings(byPort)
@@ -272,7 +295,17 @@ func newChassisUnderTest(t *testing.T, e *ovntest.Env) *chassisUnderTest {
 	return c
 }
 
-func ifindexOf(port uint16) uint32 { return firstIfindex + uint32(port) }
+// run runs frame through the cache as arriving on port, in the chassis
+// namespace, where the copies it clones to other ports go out.
+func (c *chassisUnderTest) run(frame []byte, port uint16) datapath.RunResult {
+	var r datapath.RunResult
+	require.NoError(c.t, c.ns.Do(func() error {
+		var err error
+		r, err = c.cache.Run(frame, c.ifindex[port])
+		return err
+	}))
+	return r
+}
 
 // --- decisions ---------------------------------------------------------------
 
@@ -338,7 +371,7 @@ func isHeader(id field.ID) bool {
 // and returns the key of the upcall it makes: what a handler gets.
 func (c *chassisUnderTest) parse(frame []byte, port uint16) datapath.PacketKey {
 	c.t.Helper()
-	r, err := c.parser.Run(frame, ifindexOf(port))
+	r, err := c.parser.Run(frame, c.ifindex[port])
 	require.NoError(c.t, err)
 	require.Equal(c.t, uint32(datapath.VerdictDrop), r.Verdict, "a miss is dropped, for the slow path to deliver")
 	c.ring.SetDeadline(time.Now().Add(2 * time.Second))
@@ -536,8 +569,7 @@ func (c *chassisUnderTest) runAgreeingFrame(rng *rand.Rand, d *decision, install
 
 	before, err := c.cache.Counters()
 	require.NoError(t, err)
-	r, err := c.cache.Run(frame, ifindexOf(inport))
-	require.NoError(t, err)
+	r := c.run(frame, inport)
 	after, err := c.cache.Counters()
 	require.NoError(t, err)
 
@@ -575,12 +607,21 @@ func (c *chassisUnderTest) runAgreeingFrame(rng *rand.Rand, d *decision, install
 			d.label, frame, formatMegaflow(&matching.flow), r.Verdict, before, after)
 		return true
 	}
-	last := outs[len(outs)-1]
-	sent := upcall.PacketFields(ptr(c.parse(r.Frame, last.Port)))
-	wantOut, gotOut := headersOnly(last.Key), headersOnly(sent)
-	if wantOut != gotOut {
-		t.Errorf("%s: the cache sent frame %x as %x\nthe pipeline's packet: %s\nthe cache's packet:    %s",
-			d.label, frame, r.Frame, ovn.FormatFlow(&wantOut), ovn.FormatFlow(&gotOut))
+	// Every output but the last left as a clone, to its port's veth;
+	// the last is the frame the program returns with its redirect.
+	for i, o := range outs {
+		var sent []byte
+		if i == len(outs)-1 {
+			sent = r.Frame
+		} else if sent = c.captures[o.Port].Next(outputWait); sent == nil {
+			t.Errorf("%s: frame %x: output %d of %d, to port %d, never arrived", d.label, frame, i+1, len(outs), o.Port)
+			return true
+		}
+		wantOut, gotOut := headersOnly(o.Key), headersOnly(upcall.PacketFields(ptr(c.parse(sent, o.Port))))
+		if wantOut != gotOut {
+			t.Errorf("%s: the cache sent frame %x to port %d (output %d of %d) as %x\nthe pipeline's packet: %s\nthe cache's packet:    %s",
+				d.label, frame, o.Port, i+1, len(outs), sent, ovn.FormatFlow(&wantOut), ovn.FormatFlow(&gotOut))
+		}
 	}
 	return true
 }
