@@ -5,7 +5,6 @@
 package chassis
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -44,7 +43,9 @@ func NewPipeline(log *slog.Logger) *Pipeline {
 }
 
 // ErrNotLoaded is returned by Process before the Southbound is read.
-var ErrNotLoaded = errors.New("no logical flows yet: the Southbound database has not been read")
+// It is an upcall.ErrNotReady, so the revalidator keeps cached flows
+// until there is a pipeline to check them against.
+var ErrNotLoaded = fmt.Errorf("no logical flows yet, the Southbound database has not been read: %w", upcall.ErrNotReady)
 
 // Load replaces the logical pipeline with a full Southbound snapshot.
 func (p *Pipeline) Load(sb *ovn.Southbound) error {
