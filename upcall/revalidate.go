@@ -58,6 +58,7 @@ type megaflows struct {
 	sweep      sync.Mutex
 	sweepFlows []datapath.Flow
 	present    map[ukeyID]bool
+	lastSweep  time.Time // when the previous sweep started
 }
 
 // ukeyID names a megaflow.
@@ -198,16 +199,18 @@ func (m *megaflows) revalidate() {
 			}
 		}
 	}
-	// A ukey stored before this sweep read the flows whose flow was not
+	// A ukey stored before the previous sweep began whose flow is not
 	// there is one whose flow went by another way (or whose install
-	// failed): nothing will delete it otherwise. One stored after may
-	// belong to a flow being installed now.
+	// failed): nothing will delete it otherwise. A younger one may
+	// belong to a flow a handler is installing now (it stores the ukey
+	// first); a whole sweep period is far longer than an install.
 	m.ukeys.Range(func(k, v any) bool {
-		if id := k.(ukeyID); !m.present[id] && v.(*ukey).created.Before(start) {
+		if id := k.(ukeyID); !m.present[id] && v.(*ukey).created.Before(m.lastSweep) {
 			m.ukeys.CompareAndDelete(id, v)
 		}
 		return true
 	})
+	m.lastSweep = start
 }
 
 // recheck asks the current pipeline about a flow again. It keeps the flow
