@@ -29,14 +29,17 @@ import (
 //     Southbound), and the next upcall after the swap uses the new one.
 //   - SetBindings publishes a new snapshot that shares the translator.
 //   - Apply changes the published translator in place, under the
-//     translator's own lock, which Process holds for reading. An
-//     incremental change recompiles only the logical flows it touches, so
-//     handlers wait a few milliseconds at most, and they never see a
-//     half-applied change. Copying the translator for every change would
-//     cost as much as a Load (its rules are one tree of pointers), so
-//     copy-on-write is kept for what costs that much anyway: a change
-//     that rebuilds the whole pipeline (ovn.Change.Rebuilds) is built into
-//     a new translator off the lock, like Load, and published.
+//     translator's own lock, which Process holds for reading, so
+//     handlers never see a half-applied change. An incremental change
+//     recompiles only the logical flows it touches: handlers wait about a
+//     twentieth of a full load (4 ms against 88 ms for one changed flow
+//     in 12,307, BenchmarkApplyOneFlow and BenchmarkLoad; what remains
+//     grows with the Southbound: the translator re-indexes every row).
+//     Copying the translator for every change would cost as much as a
+//     Load (its rules are one tree of pointers), so copy-on-write is kept
+//     for what costs that much anyway: a change that rebuilds the whole
+//     pipeline (ovn.Change.Rebuilds) is built into a new translator off
+//     the lock, like Load, and published.
 //
 // Writers (Load, Apply, SetBindings) are serialised among themselves.
 type Pipeline struct {

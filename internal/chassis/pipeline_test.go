@@ -350,3 +350,26 @@ func TestIncrementalApplyIsAtomicForReaders(t *testing.T) {
 	wg.Wait()
 	require.Nil(t, bad.Load())
 }
+
+// BenchmarkApplyOneFlow is how long an incremental change holds the
+// translator's lock (what handlers may wait) on the Southbound of
+// TestProcessAnswersDuringAFullLoad, beside BenchmarkLoad, which handlers
+// no longer wait for.
+func BenchmarkApplyOneFlow(b *testing.B) {
+	p := NewPipeline(nil)
+	require.NoError(b, p.Load(manySwitches(toP2, 300, 40)))
+	acts := []string{toP2, "drop;"}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		require.NoError(b, p.Apply(&ovn.Change{Updated: ovn.Southbound{LogicalFlows: []ovn.LogicalFlow{
+			lflow("dp0", 4, "ingress", 1, 50, "eth.dst == "+mac2, acts[i%2])}}}))
+	}
+}
+
+func BenchmarkLoad(b *testing.B) {
+	sb := manySwitches(toP2, 300, 40)
+	p := NewPipeline(nil)
+	for b.Loop() {
+		require.NoError(b, p.Load(sb))
+	}
+}
