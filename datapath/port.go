@@ -257,6 +257,9 @@ func (d *Datapath) recoverPorts() error {
 			d.deletePortLocked(no)
 			continue
 		}
+		// Only an attached port gets its name back: the daemon keeps
+		// a port whose interface it still wants by name, and one with
+		// no attachment must be added again to be attached.
 		if ifi, err := net.InterfaceByIndex(int(ps.Ifindex)); err == nil {
 			ps.Name = ifi.Name
 		}
