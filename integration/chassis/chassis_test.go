@@ -416,6 +416,17 @@ func TestDatapathOneSwitch(t *testing.T) {
 		// The others still talk.
 		ping(t, vms[0], vms[1].ip, 2)
 	})
+
+	t.Run("del-flows forgets every flow", func(t *testing.T) {
+		require.NotEmpty(t, ch.flowPackets(t))
+		require.Positive(t, counts(t, ukeysRE, ch.mustAppctl(t, "upcall/show"))[0])
+		ch.mustAppctl(t, "dpctl/del-flows")
+		require.Empty(t, ch.flowPackets(t))
+		require.Zero(t, counts(t, ukeysRE, ch.mustAppctl(t, "upcall/show"))[0], "the slow path forgot them too")
+		missed := ch.misses(t)
+		ping(t, vms[0], vms[1].ip, 1)
+		require.Greater(t, ch.misses(t), missed, "the next packets miss")
+	})
 }
 
 // bpffs mounts a bpf filesystem of the test's own on a temporary
