@@ -607,11 +607,22 @@ func (c *chassisUnderTest) runAgreeingFrame(rng *rand.Rand, d *decision, install
 			d.label, frame, formatMegaflow(&matching.flow), r.Verdict, before, after)
 		return true
 	}
-	// Every output but the last left as a clone, to its port's veth;
-	// the last is the frame the program returns with its redirect.
+	// Every output but the last of the action list left as a clone, to
+	// its port's veth; the last is the frame the program returns with
+	// its redirect. (The list may order outputs otherwise than the
+	// pipeline: see upcall.BuildActions.)
+	acts := matching.flow.Actions
+	redirected := -1
+	if last := acts[len(acts)-1]; last.Type == datapath.ActionOutput {
+		for i, o := range outs {
+			if o.Port == last.Port {
+				redirected = i
+			}
+		}
+	}
 	for i, o := range outs {
 		var sent []byte
-		if i == len(outs)-1 {
+		if i == redirected {
 			sent = r.Frame
 		} else if sent = c.captures[o.Port].Next(outputWait); sent == nil {
 			t.Errorf("%s: frame %x: output %d of %d, to port %d, never arrived", d.label, frame, i+1, len(outs), o.Port)

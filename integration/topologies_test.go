@@ -732,6 +732,9 @@ func multicast() topology {
 	r1 := host{"mc-r1", "00:00:00:00:0b:11", "10.11.1.11", ""} // a receiver
 	r2 := host{"mc-r2", "00:00:00:00:0b:12", "10.11.1.12", ""}
 	s1 := host{"mc-s1", "00:00:00:00:0b:21", "10.11.2.11", ""} // a sender on the other switch
+	// r3 shares 239.3.3.3 with s1 across the router: a packet to it
+	// leaves unchanged to r3 and rewritten through the router.
+	r3 := host{"mc-r3", "00:00:00:00:0b:13", "10.11.1.13", ""}
 	const rmacA, rmacB = "00:00:00:00:0b:01", "00:00:00:00:0b:02"
 	l := caseList{dp: "ls-mc-a"}
 	igmp := func(src, dst string) string {
@@ -778,12 +781,14 @@ func multicast() topology {
 			connect(e, "lr-mc", "lrp-mc-b", "ls-mc-b", rmacB, "10.11.2.1/24")
 			addHost(e, "ls-mc-a", r1)
 			addHost(e, "ls-mc-a", r2)
+			addHost(e, "ls-mc-a", r3)
 			addHost(e, "ls-mc-b", s1)
 			e.NBCtl("set", "logical_switch_port", r2.port, "options:mcast_flood=true")
 			// Groups ovn-controller would have learned from IGMP reports:
-			// r1 joined 239.1.1.1, s1 joined 239.3.3.3.
+			// r1 joined 239.1.1.1, r3 and s1 joined 239.3.3.3.
 			e.SBCtl("chassis-add", "mc-chassis", "geneve", "127.0.0.1")
 			addIGMPGroup(e, "ls-mc-a", "mc-chassis", "239.1.1.1", r1.port)
+			addIGMPGroup(e, "ls-mc-a", "mc-chassis", "239.3.3.3", r3.port)
 			addIGMPGroup(e, "ls-mc-b", "mc-chassis", "239.3.3.3", s1.port)
 		},
 		cases: l.cases,

@@ -2,9 +2,11 @@ package upcall
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/ovsbpf/ovsbpf/datapath"
 	"github.com/ovsbpf/ovsbpf/flowxlate/field"
@@ -25,7 +27,16 @@ var ErrUnsupportedRewrite = errors.New("rewrite the datapath cannot do")
 // BuildActions returns the datapath actions that send the packet whose
 // fields are in to every output in turn, rewriting its headers from what
 // the previous output left to what the next one needs.
+//
+// Outputs go in order of falling TTL (stable otherwise): the datapath can
+// decrement a TTL but not raise it, and a flood that leaves unchanged on a
+// switch and, decremented, through a router may list the router's copy
+// first. Which port gets its copy first means nothing.
 func BuildActions(in *field.Key, outs []Output) ([]datapath.Action, error) {
+	if !slices.IsSortedFunc(outs, byFallingTTL) {
+		outs = slices.Clone(outs)
+		slices.SortStableFunc(outs, byFallingTTL)
+	}
 	var acts []datapath.Action
 	cur := *in
 	for _, o := range outs {
@@ -38,6 +49,10 @@ func BuildActions(in *field.Key, outs []Output) ([]datapath.Action, error) {
 		cur = o.Key
 	}
 	return acts, nil
+}
+
+func byFallingTTL(a, b Output) int {
+	return cmp.Compare(b.Key.Get(field.IPTTL).Lo, a.Key.Get(field.IPTTL).Lo)
 }
 
 // header fields rewrite knows; every other packet field must not change.
