@@ -122,6 +122,9 @@ func TestPinnedDatapathOutlivesTheProcessHandles(t *testing.T) {
 	dir := filepath.Join("/sys/fs/bpf", fmt.Sprintf("ovsbpf-test-%d", os.Getpid()))
 	t.Cleanup(func() { os.RemoveAll(dir) })
 
+	layout, err := LayoutVersion()
+	require.NoError(t, err)
+	require.NotContains(t, layout, ".", "bpffs refuses dots in names")
 	d, err := Open(Config{PinPath: dir})
 	require.NoError(t, err)
 	require.NoError(t, d.SetPort(Port{No: 1, Ifindex: ifVM1, Name: "vm1"}))
@@ -132,7 +135,7 @@ func TestPinnedDatapathOutlivesTheProcessHandles(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint32(VerdictRedirect), run(t, d, tcpFrame(t, 0), ifVM1).Verdict)
 	require.NoError(t, d.Close())
-	require.FileExists(t, filepath.Join(dir, LayoutVersion, "flows"))
+	require.FileExists(t, filepath.Join(dir, layout, "flows"))
 
 	// A new daemon finds the flows, their statistics and the counters.
 	d2, err := Open(Config{PinPath: dir})
@@ -150,6 +153,6 @@ func TestPinnedDatapathOutlivesTheProcessHandles(t *testing.T) {
 	_, err = d2.PutFlow(maskOf(l2Switch...), keyFor(1), []Action{Output(1)})
 	require.NoError(t, err)
 	require.NoError(t, d2.Destroy())
-	_, err = os.Stat(filepath.Join(dir, LayoutVersion))
+	_, err = os.Stat(filepath.Join(dir, layout))
 	require.True(t, errors.Is(err, os.ErrNotExist), "Destroy removes the pins")
 }

@@ -45,14 +45,17 @@ enum ovsbpf_drop {
 	OVSBPF_DROP__MAX,
 };
 
-/* Extension headers the parser follows before it gives up on an IPv6
- * packet. RFC 8200 recommends a handful at most; real traffic carries one
- * or two. Six also keeps the verifier's work bounded. */
-#define IPV6_MAX_EXT 6
+/* The parser's bounds (an enum, so that tests read them from BTF). */
+enum ovsbpf_parse_limit {
+	/* Extension headers the parser follows before it gives up on an
+	 * IPv6 packet. RFC 8200 recommends a handful at most; real traffic
+	 * carries one or two. Six also keeps the verifier's work bounded. */
+	IPV6_MAX_EXT = 6,
 
-/* Neighbour discovery options examined after the target address: the
- * source or target link-layer option is normally the first. */
-#define ND_MAX_OPTS 2
+	/* Neighbour discovery options examined after the target address:
+	 * the source or target link-layer option is normally the first. */
+	ND_MAX_OPTS = 2,
+};
 
 #define IP_MF     0x2000
 #define IP_OFFSET 0x1fff
