@@ -11,3 +11,4 @@ package testprogs
 
 //go:generate go tool bpf2go -cc clang-19 -target bpfel -go-package testprogs -output-dir . -cflags "-O2 -g -Wall -Werror -fdebug-prefix-map=${PWD}=. -I/usr/include/x86_64-linux-gnu" HashCost hashcost.c
 //go:generate go tool bpf2go -cc clang-19 -target bpfel -go-package testprogs -output-dir . -type ovsbpf_key -type ovsbpf_drop -type ovsbpf_parse_limit -type parse_result -cflags "-O2 -g -Wall -Werror -fdebug-prefix-map=${PWD}=. -I/usr/include/x86_64-linux-gnu -I../include" TestParse test_parse.c
+//go:generate go tool bpf2go -cc clang-19 -target bpfel -go-package testprogs -output-dir . -type shape_record -cflags "-O2 -g -Wall -Werror -fdebug-prefix-map=${PWD}=. -I/usr/include/x86_64-linux-gnu" SkbShape skb_shape.c

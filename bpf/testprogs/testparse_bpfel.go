@@ -76,8 +76,9 @@ type TestParseOvsbpfKey struct {
 type TestParseOvsbpfParseLimit uint32
 
 const (
-	TestParseOvsbpfParseLimitIPV6MAX_EXT TestParseOvsbpfParseLimit = 6
-	TestParseOvsbpfParseLimitND_MAX_OPTS TestParseOvsbpfParseLimit = 2
+	TestParseOvsbpfParseLimitIPV6MAX_EXT     TestParseOvsbpfParseLimit = 6
+	TestParseOvsbpfParseLimitND_MAX_OPTS     TestParseOvsbpfParseLimit = 2
+	TestParseOvsbpfParseLimitOVSBPF_PULL_LEN TestParseOvsbpfParseLimit = 256
 )
 
 type TestParseParseResult struct {
