@@ -1,11 +1,14 @@
 package datapath
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -155,4 +158,24 @@ func TestPinnedDatapathOutlivesTheProcessHandles(t *testing.T) {
 	require.NoError(t, d2.Destroy())
 	_, err = os.Stat(filepath.Join(dir, layout))
 	require.True(t, errors.Is(err, os.ErrNotExist), "Destroy removes the pins")
+}
+
+// A daemon of another build left its pins beside this one's: Open leaves
+// them alone but says so, since their port attachments still run.
+func TestOpenWarnsAboutPinsOfAnotherLayout(t *testing.T) {
+	dir := filepath.Join("/sys/fs/bpf", fmt.Sprintf("ovsbpf-test-other-%d", os.Getpid()))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	other := filepath.Join(dir, "layout-000000000000")
+	require.NoError(t, os.MkdirAll(other, 0o700))
+
+	var logs bytes.Buffer
+	d, err := Open(Config{PinPath: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	require.NoError(t, err)
+	require.NoError(t, d.Destroy())
+	require.Contains(t, logs.String(), "pins of another datapath layout")
+	require.Contains(t, logs.String(), other)
+	require.DirExists(t, other, "another build's pins are not this one's to remove")
+	layout, err := LayoutVersion()
+	require.NoError(t, err)
+	require.Equal(t, 1, strings.Count(logs.String(), "pins of another datapath layout"), "its own layout is no other: %s", layout)
 }
