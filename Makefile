@@ -22,12 +22,14 @@ test: setup lint check-generated unit fuzz ## everything CI runs: lint, generate
 unit: ## run all tests; a skipped test fails the run
 	$(GO) test -json -count=1 -timeout 20m ./... | $(GO) run ./internal/testreport
 
-fuzz: ## fuzz the OVN parsers, the eBPF parser and fast path, and upcall decoding, FUZZTIME each
+fuzz: ## fuzz the OVN parsers, the eBPF parser and fast path, upcall decoding (FUZZTIME each), and megaflow soundness with a random seed
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMatch$$' -fuzztime $(FUZZTIME) ./flowxlate/ovn
 	$(GO) test -run '^$$' -fuzz '^FuzzParseActions$$' -fuzztime $(FUZZTIME) ./flowxlate/ovn
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./bpf/testprogs
 	$(GO) test -run '^$$' -fuzz '^FuzzIngress$$' -fuzztime $(FUZZTIME) ./datapath
 	$(GO) test -run '^$$' -fuzz '^FuzzParseUpcall$$' -fuzztime $(FUZZTIME) ./datapath
+	OVSBPF_SOUNDNESS_SEED=random OVSBPF_SOUNDNESS_SAMPLES=512 OVSBPF_SOUNDNESS_FRAMES=32 \
+		$(GO) test -count=1 -run '^TestMegaflowSoundness$$' ./integration
 
 generate: ## regenerate the OVSDB models and the eBPF objects and bindings (needs clang-19)
 	$(GO) generate ./...

@@ -424,7 +424,9 @@ static __always_inline void vlan_moved(struct pkt *p, int delta)
 }
 
 /* execute runs a megaflow's actions. Every output but the last goes out as
- * a clone; the last takes the packet itself. No output: drop.
+ * a clone, sent before any later action changes the packet; the last
+ * output, if no action follows it, takes the packet itself. No output:
+ * drop.
  *
  * It is a global (non-static, not inlined) function so the verifier checks
  * it once on its own instead of once for every path through the parser:
@@ -442,6 +444,14 @@ __attribute__((noinline)) int execute(struct __sk_buff *skb, struct ovsbpf_key *
 	for (int i = 0; i < OVSBPF_MAX_ACTIONS; i++) {
 		struct ovsbpf_action *a = &acts->a[i];
 		int err = 0;
+		if (out_ifindex && a->type != OVSBPF_ACTION_OUTPUT && a->type != OVSBPF_ACTION_END) {
+			/* The output waiting for a later one leaves now, before
+			 * this action changes the packet (or ends the list): each
+			 * output sends the packet as the actions before it left
+			 * it, as in Open vSwitch. */
+			bpf_clone_redirect(skb, out_ifindex, 0);
+			out_ifindex = 0;
+		}
 		switch (a->type) {
 		case OVSBPF_ACTION_END:
 			goto done;
@@ -527,8 +537,6 @@ __attribute__((noinline)) int execute(struct __sk_buff *skb, struct ovsbpf_key *
 			upcall(skb, key, OVSBPF_UPCALL_CT);
 			return TC_ACT_SHOT;
 		case OVSBPF_ACTION_RECIRC:
-			if (out_ifindex)
-				bpf_clone_redirect(skb, out_ifindex, 0);
 			key->n.recirc_id = a->arg;
 			return EXEC_RECIRC;
 		default:

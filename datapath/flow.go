@@ -93,11 +93,19 @@ type flowTable struct {
 	ids   idAllocator
 }
 
+// idAllocator hands out flow ids. Every id from 1 to MaxFlows-1 is, at any
+// time, in exactly one place: at or past next (never used), in use by a
+// flow of the table, in quarantine, free, or stale.
 type idAllocator struct {
 	next       uint32 // never used before
 	free       []uint32
 	quarantine []quarantined
-	gens       []uint32
+	// stale ids could not be given a new generation when their flow
+	// went (the action list update failed): an exact-match cache slot
+	// may still name them, so they wait here, unused, until a later
+	// retire succeeds.
+	stale []uint32
+	gens  []uint32
 }
 
 type quarantined struct {
@@ -256,9 +264,17 @@ func (t *flowTable) maskSlotFor(mask *Mask) (int, bool, error) {
 // (TestLayoutMatchesBTF), and cilium/ebpf would otherwise copy each
 // through reflection, which was half of an install's CPU time
 // (BenchmarkPutNewFlow).
+//
+// Every failure gives back what put took before it: the flow id goes to
+// quarantine (a packet may have read its action list already), and a mask
+// slot taken for this flow is cleared again.
 func (t *flowTable) put(mask Mask, key Key, actions []Action) (bool, error) {
 	mask.Pad = [3]uint8{}
 	key = key.And(&mask)
+	now := time.Now()
+	if len(t.ids.stale) > 0 {
+		t.retryStale(now)
+	}
 	slot, newMask, err := t.maskSlotFor(&mask)
 	if err != nil {
 		return false, fmt.Errorf("megaflow %s: %w", FormatFlow(&key, &mask), err)
@@ -269,7 +285,6 @@ func (t *flowTable) put(mask Mask, key Key, actions []Action) (bool, error) {
 	if old != nil && slices.Equal(old.actions, actions) {
 		return false, nil
 	}
-	now := time.Now()
 	id, ok := t.ids.alloc(now)
 	if !ok {
 		return false, fmt.Errorf("megaflow %s: %w (%d flows)", FormatFlow(&key, &mask), ErrFlowLimit, len(t.byKey))
@@ -313,15 +328,16 @@ func (t *flowTable) put(mask Mask, key Key, actions []Action) (bool, error) {
 		t.masks[slot] = &maskSlot{mask: mask}
 		if uint32(slot) >= t.limit {
 			if err := t.writeLimit(); err != nil {
-				return false, err
+				t.ids.release(id, now)
+				t.dropMaskIfUnused(slot)
+				return false, fmt.Errorf("megaflow %s: %w", FormatFlow(&key, &mask), err)
 			}
 		}
 	}
 	if err := t.objs.Flows.Update(unsafe.Pointer(&hkey), unsafe.Pointer(&id), ebpf.UpdateAny); err != nil {
 		t.ids.release(id, now)
 		if newMask {
-			t.masks[slot].refs = 0
-			t.dropMaskIfUnused(slot)
+			t.dropMaskIfUnused(slot) // no flow took a reference yet
 		}
 		if errors.Is(err, unix.E2BIG) || errors.Is(err, unix.ENOMEM) {
 			err = fmt.Errorf("%w: %w", ErrFlowLimit, err)
@@ -347,11 +363,34 @@ func (t *flowTable) retire(f *flowEntry, now time.Time) {
 		err = t.objs.FlowActions.Update(unsafe.Pointer(&f.id), unsafe.Pointer(&enc), ebpf.UpdateAny)
 	}
 	if err != nil {
-		// Without a new generation the id must never be reused.
-		t.log.Error("cannot retire a flow id; leaking it", "id", f.id, "err", err)
+		// Without a new generation the id must not be reused yet:
+		// retryStale tries again before the next install or delete.
+		t.log.Error("cannot retire a flow id; keeping it aside", "id", f.id, "err", err)
+		t.ids.stale = append(t.ids.stale, f.id)
 		return
 	}
 	t.ids.release(f.id, now)
+}
+
+// retryStale retires again the ids whose retire failed. Their action
+// lists are whatever the flow last had; a new generation with an empty
+// list is as good, since no flow points at them.
+func (t *flowTable) retryStale(now time.Time) {
+	kept := t.ids.stale[:0]
+	for _, id := range t.ids.stale {
+		gen := max(t.ids.gens[id]+1, 1) // 0 means unused
+		enc, err := encodeActions(nil, gen)
+		if err == nil {
+			err = t.objs.FlowActions.Update(unsafe.Pointer(&id), unsafe.Pointer(&enc), ebpf.UpdateAny)
+		}
+		if err != nil {
+			kept = append(kept, id)
+			continue
+		}
+		t.ids.gens[id] = gen
+		t.ids.release(id, now)
+	}
+	t.ids.stale = kept
 }
 
 func (t *flowTable) dropMaskIfUnused(slot int) {
@@ -369,6 +408,9 @@ func (t *flowTable) dropMaskIfUnused(slot int) {
 }
 
 func (t *flowTable) remove(f *flowEntry) error {
+	if len(t.ids.stale) > 0 {
+		t.retryStale(time.Now())
+	}
 	if err := t.objs.Flows.Delete(unsafe.Pointer(&f.hkey)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("megaflow %s: deleting: %w", FormatFlow(&f.key, &f.mask), err)
 	}

@@ -160,6 +160,52 @@ func TestPinnedDatapathOutlivesTheProcessHandles(t *testing.T) {
 	require.True(t, errors.Is(err, os.ErrNotExist), "Destroy removes the pins")
 }
 
+// Each output sends the packet as the actions before it left it: a
+// rewrite after an output changes only the copies that follow.
+func TestOutputsSeeThePacketAsAtTheirTurn(t *testing.T) {
+	chassis := netns.New(t, "ovsbpf-chassis")
+	vm2 := netns.AddVM(t, chassis, "h2")
+	vm3 := netns.AddVM(t, chassis, "h3")
+	cap2, cap3 := netns.NewCapture(t, vm2, "eth0"), netns.NewCapture(t, vm3, "eth0")
+
+	marker := [6]byte{0x0a, 0xbb, 0, 0, 0, 0x43}
+	frame := udpFrame(t, 30)
+	src := frame[6:12]
+	require.NoError(t, chassis.Do(func() error {
+		d, err := Open(Config{})
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		for _, p := range []struct {
+			no   uint16
+			name string
+		}{{1, "lo"}, {2, "h2"}, {3, "h3"}} {
+			ifi, err := net.InterfaceByName(p.name)
+			if err != nil {
+				return err
+			}
+			if err := d.SetPort(Port{No: p.no, Ifindex: uint32(ifi.Index), Name: p.name}); err != nil {
+				return err
+			}
+		}
+		x, err := d.NewExecutor()
+		if err != nil {
+			return err
+		}
+		defer x.Close()
+		return x.Execute(frame, 1, []Action{Output(2), SetEthSrc(marker), DecTTL(), Output(3)})
+	}))
+	got2 := cap2.From(src, 300*time.Millisecond)
+	require.Len(t, got2, 1, "vm2 gets the packet as it came, before the rewrite")
+	require.Equal(t, frame[22], got2[0][22], "vm2's copy keeps its TTL")
+	got3 := cap3.From(marker[:], 300*time.Millisecond)
+	require.Len(t, got3, 1, "vm3 gets the rewritten packet")
+	require.Equal(t, frame[22]-1, got3[0][22], "vm3's copy has its TTL decremented")
+	requireValidChecksums(t, got2[0])
+	requireValidChecksums(t, got3[0])
+}
+
 // A daemon of another build left its pins beside this one's: Open leaves
 // them alone but says so, since their port attachments still run.
 func TestOpenWarnsAboutPinsOfAnotherLayout(t *testing.T) {

@@ -3,6 +3,7 @@ package datapath
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -113,7 +114,6 @@ func (d *Datapath) attachLocked(no uint16) error {
 			l.Close()
 			return fmt.Errorf("port %d (%s): pinning its attachment: %w", no, ps.Name, err)
 		}
-		d.writePortRecord(ps.Port)
 	}
 	ps.link = l
 	d.log.Info("port attached", "port", no, "name", ps.Name, "ifindex", ps.Ifindex, "peer", ps.Peer)
@@ -156,7 +156,6 @@ func (d *Datapath) detachLocked(no uint16) error {
 		if err := ps.link.Unpin(); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
-		os.Remove(d.linkPin(ps.Ifindex) + ".port")
 	}
 	if err := ps.link.Close(); err != nil {
 		errs = append(errs, err)
@@ -199,17 +198,11 @@ func (d *Datapath) Ports() []Port {
 	return out
 }
 
-// writePortRecord keeps a port's name beside its pinned attachment, so a
-// restarted daemon can show it before the local database says it again.
-func (d *Datapath) writePortRecord(p Port) {
-	rec := fmt.Sprintf("%d %d %t %s\n", p.No, p.Ifindex, p.Peer, p.Name)
-	if err := os.WriteFile(d.linkPin(p.Ifindex)+".port", []byte(rec), 0o600); err != nil {
-		d.log.Warn("cannot record port beside its pin", "port", p.No, "err", err)
-	}
-}
-
 // recoverPorts takes over the attachments a previous daemon pinned: their
 // ports come back into the table and their links onto the new program.
+// The port table holds each port's number, interface and flags, and a
+// pinned link is named by its interface; the name is the interface's
+// (bpffs holds no other files, so nothing else is kept beside the pins).
 // Ports that cannot come back are dropped with a warning, never fatally:
 // the daemon will add them again from the local database.
 func (d *Datapath) recoverPorts() error {
@@ -217,12 +210,14 @@ func (d *Datapath) recoverPorts() error {
 		return nil
 	}
 	var entry bpf.DatapathOvsbpfPort
+	byIfindex := map[uint32]uint16{}
 	for no := uint32(1); no < uint32(MaxPorts); no++ {
 		if err := d.objs.Ports.Lookup(no, &entry); err != nil {
 			return fmt.Errorf("reading port %d: %w", no, err)
 		}
 		if entry.Ifindex != 0 {
 			d.ports[uint16(no)] = &portState{Port: Port{No: uint16(no), Ifindex: entry.Ifindex, Peer: entry.Flags&uint32(bpf.DatapathOvsbpfPortFlagOVSBPF_PORT_PEER) != 0}}
+			byIfindex[entry.Ifindex] = uint16(no)
 		}
 	}
 	dir := filepath.Join(d.pinDir, "links")
@@ -232,39 +227,43 @@ func (d *Datapath) recoverPorts() error {
 	}
 	for _, e := range ents {
 		name := e.Name()
-		if !strings.HasPrefix(name, "ingress-") || strings.HasSuffix(name, ".port") {
+		if !strings.HasPrefix(name, "ingress-") {
 			continue
 		}
 		path := filepath.Join(dir, name)
-		rec, err := os.ReadFile(path + ".port")
-		var p Port
-		if err == nil {
-			_, err = fmt.Sscanf(string(rec), "%d %d %t %s", &p.No, &p.Ifindex, &p.Peer, &p.Name)
+		ifindex, err := strconv.ParseUint(strings.TrimPrefix(name, "ingress-"), 10, 32)
+		no, ok := byIfindex[uint32(ifindex)]
+		if err == nil && !ok {
+			err = fmt.Errorf("no port has ifindex %d", ifindex)
 		}
 		l, lerr := link.LoadPinnedLink(path, nil)
 		if err != nil || lerr != nil {
 			// The interface is gone (its attachment went with it) or
-			// the record is damaged: forget the port.
-			d.log.Warn("dropping a pinned port that cannot be recovered", "pin", path, "record_err", err, "link_err", lerr)
+			// the pin names no port: forget it.
+			d.log.Warn("dropping a pinned port that cannot be recovered", "pin", path, "err", err, "link_err", lerr)
 			if l != nil {
 				l.Close()
 			}
 			os.Remove(path)
-			os.Remove(path + ".port")
 			continue
 		}
+		ps := d.ports[no]
 		if err := l.Update(d.objs.OvsbpfIngress); err != nil {
 			// A defunct attachment: its interface went away.
 			d.log.Warn("dropping a pinned port whose attachment cannot move to the new program",
-				"port", p.No, "name", p.Name, "ifindex", p.Ifindex, "err", err)
+				"port", no, "ifindex", ps.Ifindex, "err", err)
 			l.Unpin()
 			l.Close()
-			os.Remove(path + ".port")
-			d.setIfindexPort(p.Ifindex, 0)
-			d.objs.Ports.Update(uint32(p.No), bpf.DatapathOvsbpfPort{}, ebpf.UpdateAny)
+			d.deletePortLocked(no)
 			continue
 		}
-		d.ports[p.No] = &portState{Port: p, link: l}
+		// Only an attached port gets its name back: the daemon keeps
+		// a port whose interface it still wants by name, and one with
+		// no attachment must be added again to be attached.
+		if ifi, err := net.InterfaceByIndex(int(ps.Ifindex)); err == nil {
+			ps.Name = ifi.Name
+		}
+		ps.link = l
 	}
 	return nil
 }

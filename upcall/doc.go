@@ -9,6 +9,15 @@
 // flow limit, and, whenever the pipeline changes, asks it again about
 // every cached megaflow: one whose decision changed is rewritten or
 // deleted, so a cached flow never forwards what the pipeline would drop.
+// Until the pipeline is loaded (Process answers ErrNotReady) it judges no
+// flow: a restarted daemon keeps the megaflows pinned by its predecessor,
+// and checks them once the first full pipeline is built.
+//
+// One value owns the megaflows: the datapath's flow table and the ukeys,
+// what the slow path remembers of each megaflow. Handlers install through
+// it; the revalidator and Slowpath.DeleteFlows (dpctl/del-flows) delete
+// through it. The table is reached through the FlowTable interface, so the
+// revalidator is tested without a kernel.
 //
 // The package knows nothing of OVN: logical ports and datapaths stay on
 // the other side of the Pipeline interface.

@@ -2,16 +2,127 @@ package upcall
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/ovsbpf/ovsbpf/datapath"
+	"github.com/ovsbpf/ovsbpf/flowxlate/field"
 )
 
+// FlowTable is what the slow path needs of the datapath's megaflow table;
+// *datapath.Datapath is one. Only the slow path's megaflows value calls
+// it, so the table and the slow path's memory of it change together.
+type FlowTable interface {
+	PutFlow(mask datapath.Mask, key datapath.Key, actions []datapath.Action) (created bool, err error)
+	DeleteFlow(mask datapath.Mask, key datapath.Key) error
+	DeleteFlows() int
+	// AppendFlowsLastUsed appends every megaflow with Stats.Used
+	// filled; the Actions must not be changed.
+	AppendFlowsLastUsed(dst []datapath.Flow) ([]datapath.Flow, error)
+	FlowCount() int
+}
+
+// ErrNotReady is what a Pipeline's Process returns (or wraps) until it has
+// its first full set of rules. The revalidator does not judge cached
+// megaflows by such a pipeline: a restarted daemon keeps the megaflows its
+// predecessor left until it can check them.
+var ErrNotReady = errors.New("the pipeline is not loaded yet")
+
+// megaflows owns the cached megaflows: the datapath's flow table and the
+// ukeys, the slow path's memory of each megaflow. Handlers install through
+// it, and the revalidator and control commands delete through it; nothing
+// else writes the table. A ukey is stored before its flow is installed
+// (a flow with no ukey is checked as one an earlier daemon left), so a
+// flow may briefly lack a ukey, and each sweep frees ukeys whose flow has
+// gone, whoever deleted it.
+type megaflows struct {
+	flows FlowTable
+	pipe  Pipeline
+	log   *slog.Logger
+	stats *counters
+	// maxIdle and flowLimit are Config's, defaults applied.
+	maxIdle   time.Duration
+	flowLimit int
+	// started is when this slow path began: a flow left by an earlier
+	// daemon that no packet has hit yet counts as used then, so it has
+	// MaxIdle to show it is used.
+	started time.Time
+
+	ukeys sync.Map // ukeyID -> *ukey
+	// sweep serialises sweeps and deleting every flow; sweeps reuse
+	// sweepFlows and present.
+	sweep      sync.Mutex
+	sweepFlows []datapath.Flow
+	present    map[ukeyID]bool
+	lastSweep  time.Time // when the previous sweep started
+}
+
+// ukeyID names a megaflow.
+type ukeyID struct{ mask, key datapath.Key }
+
+// ukey is what the slow path remembers of a megaflow it installed: the
+// packet that made it, so the revalidator can ask the pipeline again.
+type ukey struct {
+	pkt     field.Key
+	mask    datapath.Mask
+	actions []datapath.Action
+	version uint64
+	created time.Time
+}
+
+func newMegaflows(flows FlowTable, pipe Pipeline, cfg *Config, stats *counters, log *slog.Logger) *megaflows {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &megaflows{flows: flows, pipe: pipe, log: log, stats: stats, maxIdle: cfg.MaxIdle,
+		flowLimit: cfg.FlowLimit, started: time.Now(), present: map[ukeyID]bool{}}
+}
+
+// count returns the number of installed megaflows.
+func (m *megaflows) count() int { return m.flows.FlowCount() }
+
+// install remembers a megaflow and installs it.
+func (m *megaflows) install(mask datapath.Mask, key datapath.Key, pkt field.Key, acts []datapath.Action, version uint64) error {
+	id := ukeyID{mask, key}
+	m.ukeys.Store(id, &ukey{pkt: pkt, mask: mask, actions: acts, version: version, created: time.Now()})
+	if _, err := m.flows.PutFlow(mask, key, acts); err != nil {
+		m.ukeys.Delete(id)
+		return err
+	}
+	return nil
+}
+
+// deleteAll deletes every megaflow and its ukey, and returns how many
+// flows there were.
+func (m *megaflows) deleteAll() int {
+	m.sweep.Lock()
+	defer m.sweep.Unlock()
+	n := m.flows.DeleteFlows()
+	m.ukeys.Clear()
+	return n
+}
+
+// ukeyCount returns how many ukeys the slow path holds.
+func (m *megaflows) ukeyCount() int {
+	n := 0
+	m.ukeys.Range(func(any, any) bool { n++; return true })
+	return n
+}
+
+func (m *megaflows) lookupUkey(id ukeyID) *ukey {
+	v, ok := m.ukeys.Load(id)
+	if !ok {
+		return nil
+	}
+	return v.(*ukey)
+}
+
 // revalidator sweeps the megaflows every RevalidateEvery, and at once when
-// the pipeline changes: it deletes idle flows, keeps the count under the
-// flow limit, and checks flows decided at an older pipeline version.
+// the pipeline changes.
 func (s *Slowpath) revalidator(ctx context.Context) {
 	tick := time.NewTicker(s.cfg.RevalidateEvery)
 	defer tick.Stop()
@@ -22,117 +133,143 @@ func (s *Slowpath) revalidator(ctx context.Context) {
 		case <-tick.C:
 		case <-s.kick:
 		}
-		s.Revalidate()
+		s.mf.revalidate()
 	}
 }
 
-// Revalidate runs one sweep now.
-func (s *Slowpath) Revalidate() {
-	s.sweep.Lock()
-	defer s.sweep.Unlock()
-	s.stats.revalidations.Add(1)
+// revalidate runs one sweep: it deletes idle flows, checks flows decided
+// at an older pipeline version (unless the pipeline is not ready: then
+// they stay as they are, to be checked once it is), keeps the count under
+// the flow limit, and frees ukeys whose flow is gone.
+func (m *megaflows) revalidate() {
+	m.sweep.Lock()
+	defer m.sweep.Unlock()
+	m.stats.revalidations.Add(1)
+	start := time.Now()
 	// The sweep reuses one slice, so that sweeping thousands of flows
 	// twice a second does not keep the garbage collector busy.
-	clear(s.sweepFlows)
-	flows, err := s.dp.AppendFlowsLastUsed(s.sweepFlows[:0])
-	s.sweepFlows = flows
+	clear(m.sweepFlows)
+	flows, err := m.flows.AppendFlowsLastUsed(m.sweepFlows[:0])
+	m.sweepFlows = flows
 	if err != nil {
-		s.log.Error("revalidator cannot read the flows", "err", err)
+		m.log.Error("revalidator cannot read the flows", "err", err)
 		return
 	}
-	now := time.Now()
-	version := s.pipe.Version()
+	clear(m.present)
+	version := m.pipe.Version()
+	ready := true
 	live := flows[:0] // kept flows, compacted in place
 	for _, f := range flows {
 		id := ukeyID{f.Mask, f.Key}
+		m.present[id] = true
 		last := f.Stats.Used
-		uk := s.lookupUkey(id)
-		if uk != nil && last.IsZero() {
-			last = uk.created
+		uk := m.lookupUkey(id)
+		if last.IsZero() {
+			if uk != nil {
+				last = uk.created
+			} else {
+				last = m.started
+			}
 		}
-		if last.IsZero() || now.Sub(last) > s.cfg.MaxIdle {
-			if s.delete(f, "idle") {
-				s.stats.expired.Add(1)
+		if start.Sub(last) > m.maxIdle {
+			if m.delete(f, "idle") {
+				m.stats.expired.Add(1)
 			}
 			continue
 		}
-		if uk == nil || uk.version != version {
-			if !s.recheck(f, uk, version) {
+		if ready && (uk == nil || uk.version != version) {
+			kept, err := m.recheck(f, uk, version)
+			if errors.Is(err, ErrNotReady) {
+				ready = false
+			} else if !kept {
 				continue
 			}
 		}
 		live = append(live, f)
 	}
-	if over := len(live) - s.cfg.FlowLimit; over > 0 {
+	if !ready {
+		m.stats.notReadySweeps.Add(1)
+	}
+	if over := len(live) - m.flowLimit; over > 0 {
 		// Least recently used first.
 		sort.Slice(live, func(i, j int) bool { return live[i].Stats.Used.Before(live[j].Stats.Used) })
 		for _, f := range live[:over] {
-			if s.delete(f, "flow limit") {
-				s.stats.evicted.Add(1)
+			if m.delete(f, "flow limit") {
+				m.stats.evicted.Add(1)
 			}
 		}
 	}
-}
-
-func (s *Slowpath) lookupUkey(id ukeyID) *ukey {
-	v, ok := s.ukeys.Load(id)
-	if !ok {
-		return nil
-	}
-	return v.(*ukey)
+	// A ukey stored before the previous sweep began whose flow is not
+	// there is one whose flow went by another way (or whose install
+	// failed): nothing will delete it otherwise. A younger one may
+	// belong to a flow a handler is installing now (it stores the ukey
+	// first); a whole sweep period is far longer than an install.
+	m.ukeys.Range(func(k, v any) bool {
+		if id := k.(ukeyID); !m.present[id] && v.(*ukey).created.Before(m.lastSweep) {
+			m.ukeys.CompareAndDelete(id, v)
+		}
+		return true
+	})
+	m.lastSweep = start
 }
 
 // recheck asks the current pipeline about a flow again. It keeps the flow
 // when the pipeline decides its packet the same way reading no bit the
 // flow does not match, replaces its actions when only they changed, and
 // deletes it otherwise. A flow with no ukey (left by an earlier daemon) is
-// checked with its masked key as the packet.
-func (s *Slowpath) recheck(f datapath.Flow, uk *ukey, version uint64) bool {
+// checked with its masked key as the packet. A pipeline that is not ready
+// judges nothing: the flow is kept as it is and ErrNotReady returned.
+func (m *megaflows) recheck(f datapath.Flow, uk *ukey, version uint64) (bool, error) {
 	if uk == nil {
 		var pk datapath.PacketKey
 		pk.SetNarrow(f.Key)
 		uk = &ukey{pkt: PacketFields(&pk), mask: f.Mask, actions: f.Actions, created: time.Now()}
 	}
-	dec, err := s.pipe.Process(uk.pkt)
-	if err != nil || dec.NoCache != "" {
-		s.delete(f, "pipeline changed")
-		s.stats.revalidatedAway.Add(1)
-		return false
+	dec, err := m.pipe.Process(uk.pkt)
+	if errors.Is(err, ErrNotReady) {
+		return true, err
 	}
-	var pk datapath.PacketKey
-	pk.SetNarrow(f.Key)
-	mask, err := MegaflowMask(&dec.Mask, &pk)
-	if err != nil || !f.Mask.Covers(&mask) {
-		// The new decision reads bits this flow does not match on.
-		s.delete(f, "pipeline reads more")
-		s.stats.revalidatedAway.Add(1)
-		return false
+	if err != nil {
+		m.delete(f, "pipeline changed")
+		m.stats.revalidatedAway.Add(1)
+		return false, nil
 	}
 	acts, err := BuildActions(&uk.pkt, dec.Outputs)
-	if err != nil || len(acts) > datapath.MaxActions {
-		s.delete(f, "actions unsupported")
-		s.stats.revalidatedAway.Add(1)
-		return false
+	if err != nil {
+		m.delete(f, "actions unsupported")
+		m.stats.revalidatedAway.Add(1)
+		return false, nil
+	}
+	// The megaflow the new decision makes, derived as a handler derives
+	// it, must match on no bit this flow does not.
+	var pk datapath.PacketKey
+	pk.SetNarrow(f.Key)
+	mf, err := CacheEntry(&pk, &dec, acts)
+	if err != nil || !f.Mask.Covers(&mf.Mask) {
+		m.delete(f, "pipeline reads more")
+		m.stats.revalidatedAway.Add(1)
+		return false, nil
 	}
 	if !slices.Equal(acts, f.Actions) {
-		if _, err := s.dp.PutFlow(f.Mask, f.Key, acts); err != nil {
-			s.log.Warn("revalidator cannot rewrite a flow; deleting it", "flow", f.String(), "err", err)
-			s.delete(f, "rewrite failed")
-			return false
+		if _, err := m.flows.PutFlow(f.Mask, f.Key, acts); err != nil {
+			m.log.Warn("revalidator cannot rewrite a flow; deleting it", "flow", f.String(), "err", err)
+			m.delete(f, "rewrite failed")
+			return false, nil
 		}
-		s.log.Debug("revalidator rewrote a flow", "flow", datapath.FormatFlow(&f.Key, &f.Mask),
+		m.stats.rewritten.Add(1)
+		m.log.Debug("revalidator rewrote a flow", "flow", datapath.FormatFlow(&f.Key, &f.Mask),
 			"old", datapath.FormatActions(f.Actions), "new", datapath.FormatActions(acts))
 	}
-	s.ukeys.Store(ukeyID{f.Mask, f.Key}, &ukey{pkt: uk.pkt, mask: f.Mask, actions: acts, version: version, created: uk.created})
-	return true
+	m.ukeys.Store(ukeyID{f.Mask, f.Key}, &ukey{pkt: uk.pkt, mask: f.Mask, actions: acts, version: version, created: uk.created})
+	return true, nil
 }
 
-func (s *Slowpath) delete(f datapath.Flow, why string) bool {
-	s.ukeys.Delete(ukeyID{f.Mask, f.Key})
-	if err := s.dp.DeleteFlow(f.Mask, f.Key); err != nil {
-		s.log.Debug("revalidator delete", "flow", datapath.FormatFlow(&f.Key, &f.Mask), "err", err)
+func (m *megaflows) delete(f datapath.Flow, why string) bool {
+	m.ukeys.Delete(ukeyID{f.Mask, f.Key})
+	if err := m.flows.DeleteFlow(f.Mask, f.Key); err != nil {
+		m.log.Debug("revalidator delete", "flow", datapath.FormatFlow(&f.Key, &f.Mask), "err", err)
 		return false
 	}
-	s.log.Debug("revalidator deleted a flow", "why", why, "flow", datapath.FormatFlow(&f.Key, &f.Mask))
+	m.log.Debug("revalidator deleted a flow", "why", why, "flow", datapath.FormatFlow(&f.Key, &f.Mask))
 	return true
 }

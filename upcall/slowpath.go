@@ -76,10 +76,7 @@ type Slowpath struct {
 	pipe Pipeline
 	log  *slog.Logger
 
-	ukeys sync.Map // ukeyID -> *ukey
-	// sweep serialises revalidator sweeps, which reuse sweepFlows.
-	sweep      sync.Mutex
-	sweepFlows []datapath.Flow
+	mf         *megaflows // the megaflow table and the ukeys
 	kick       chan struct{}
 	stats      counters
 	latency    *latencyRing // upcall to packet sent
@@ -89,24 +86,12 @@ type Slowpath struct {
 	rate       *rateMeter
 }
 
-// ukeyID names a megaflow.
-type ukeyID struct{ mask, key datapath.Key }
-
-// ukey is what the slow path remembers of a megaflow it installed: the
-// packet that made it, so the revalidator can ask the pipeline again.
-type ukey struct {
-	pkt     field.Key
-	mask    datapath.Mask
-	actions []datapath.Action
-	version uint64
-	created time.Time
-}
-
 type counters struct {
 	upcalls, misses, installed, uncacheable, unsupported, pipelineErrors atomic.Uint64
 	delivered, deliveryErrors, truncated, badRecords                     atomic.Uint64
 	otherReasons, revalidations, expired, revalidatedAway, evicted       atomic.Uint64
-	installErrors, checksumsCompleted                                    atomic.Uint64
+	installErrors, checksumsCompleted, notReady, notReadySweeps          atomic.Uint64
+	rewritten                                                            atomic.Uint64
 }
 
 // New returns a slow path; Run starts it.
@@ -133,10 +118,21 @@ func New(cfg Config) (*Slowpath, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Slowpath{cfg: cfg, dp: cfg.Datapath, pipe: cfg.Pipeline, log: log,
+	s := &Slowpath{cfg: cfg, dp: cfg.Datapath, pipe: cfg.Pipeline, log: log,
 		kick: make(chan struct{}, 1), latency: newLatencyRing(4096), wait: newLatencyRing(4096),
-		deciding: newLatencyRing(4096), installing: newLatencyRing(4096), rate: newRateMeter()}, nil
+		deciding: newLatencyRing(4096), installing: newLatencyRing(4096), rate: newRateMeter()}
+	s.mf = newMegaflows(cfg.Datapath, cfg.Pipeline, &s.cfg, &s.stats, log)
+	return s, nil
 }
+
+// Revalidate runs one revalidator sweep now.
+func (s *Slowpath) Revalidate() { s.mf.revalidate() }
+
+// DeleteFlows deletes every megaflow and what the slow path remembers of
+// them, as dpctl/del-flows does, and returns how many flows there were.
+// Deleting through the datapath instead would leave the slow path's
+// memory of them behind until the next sweep.
+func (s *Slowpath) DeleteFlows() int { return s.mf.deleteAll() }
 
 // PipelineChanged starts a revalidation: every cached megaflow decided at
 // an older pipeline version is checked against the current one.
@@ -307,6 +303,11 @@ func (s *Slowpath) handle(x *datapath.Executor, raw []byte) {
 	version := s.pipe.Version()
 	pkt := PacketFields(&u.Key)
 	dec, err := s.pipe.Process(pkt)
+	if errors.Is(err, ErrNotReady) {
+		s.stats.notReady.Add(1)
+		s.log.Debug("pipeline not loaded yet; packet dropped", "packet", u.Key.Narrow().String())
+		return
+	}
 	if err != nil {
 		s.stats.pipelineErrors.Add(1)
 		s.log.Warn("pipeline failed on a packet; dropped", "packet", u.Key.Narrow().String(), "err", err)
@@ -327,18 +328,11 @@ func (s *Slowpath) handle(x *datapath.Executor, raw []byte) {
 }
 
 func (s *Slowpath) install(u *datapath.Upcall, pkt field.Key, dec Decision, acts []datapath.Action, version uint64) {
-	why := dec.NoCache
-	var mask datapath.Mask
-	if why == "" {
-		var err error
-		if mask, err = MegaflowMask(&dec.Mask, &u.Key); err != nil {
-			why = err.Error()
-		}
-	}
-	if why == "" && len(acts) > datapath.MaxActions {
-		why = fmt.Sprintf("%d actions, more than %d", len(acts), datapath.MaxActions)
-	}
-	if why == "" && s.dp.FlowCount() >= s.cfg.FlowLimit {
+	mf, err := CacheEntry(&u.Key, &dec, acts)
+	why := ""
+	if err != nil {
+		why = err.Error()
+	} else if s.mf.count() >= s.cfg.FlowLimit {
 		why = "flow limit reached"
 	}
 	if why != "" {
@@ -346,13 +340,7 @@ func (s *Slowpath) install(u *datapath.Upcall, pkt field.Key, dec Decision, acts
 		s.log.Debug("not caching", "packet", u.Key.Narrow().String(), "why", why)
 		return
 	}
-	key := u.Key.Narrow().And(&mask)
-	// The ukey goes in first: the revalidator deletes flows it has no
-	// ukey for that no packet has hit yet.
-	id := ukeyID{mask, key}
-	s.ukeys.Store(id, &ukey{pkt: pkt, mask: mask, actions: acts, version: version, created: time.Now()})
-	if _, err := s.dp.PutFlow(mask, key, acts); err != nil {
-		s.ukeys.Delete(id)
+	if err := s.mf.install(mf.Mask, mf.Key, pkt, acts, version); err != nil {
 		s.stats.installErrors.Add(1)
 		s.log.Warn("cannot install megaflow", "err", err)
 		return

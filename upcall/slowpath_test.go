@@ -164,6 +164,16 @@ func TestSlowPathDeliversFirstPacketThenCaches(t *testing.T) {
 	require.Equal(t, uint64(2), st.Delivered)
 	require.Equal(t, 2, st.LatencySamples)
 	require.NotZero(t, st.LatencyP50)
+	require.Equal(t, 2, st.Ukeys)
+
+	// dpctl/del-flows: the flows and the slow path's memory of them go.
+	require.Equal(t, 2, r.sp.DeleteFlows())
+	require.Zero(t, r.dp.FlowCount())
+	require.Zero(t, r.sp.Stats().Ukeys)
+	r.send(t, 0, f, 1)
+	require.Len(t, r.caps[1].From(r.macs[0], 300*time.Millisecond), 1)
+	require.Equal(t, uint64(3), r.misses(t), "a deleted flow misses again")
+	require.Equal(t, 1, r.sp.Stats().Ukeys)
 }
 
 func TestRevalidatorFollowsPipelineChanges(t *testing.T) {

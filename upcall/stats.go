@@ -16,6 +16,7 @@ type Stats struct {
 	Uncacheable    uint64 // decisions delivered but not cached
 	Unsupported    uint64 // packets dropped: a rewrite the datapath cannot do
 	PipelineErrors uint64 // packets dropped: the pipeline failed
+	NotReady       uint64 // packets dropped: the pipeline was not loaded yet
 	InstallErrors  uint64 // megaflows the datapath refused
 	Delivered      uint64 // packets the slow path sent on
 	DeliveryErrors uint64 // packets it failed to send
@@ -23,12 +24,18 @@ type Stats struct {
 	// ChecksumsCompleted counts delivered packets whose TCP or UDP
 	// checksum was left to offload by a local sender and filled in.
 	ChecksumsCompleted uint64
-	BadRecords         uint64  // ring records that did not decode
-	Revalidations      uint64  // revalidator sweeps
-	Expired            uint64  // megaflows deleted as idle
-	RevalidatedAway    uint64  // megaflows deleted because the pipeline changed
-	Evicted            uint64  // megaflows deleted over the flow limit
-	RatePerSecond      float64 // upcalls a second over the last 10 s
+	BadRecords         uint64 // ring records that did not decode
+	Revalidations      uint64 // revalidator sweeps
+	Expired            uint64 // megaflows deleted as idle
+	RevalidatedAway    uint64 // megaflows deleted because the pipeline changed
+	Evicted            uint64 // megaflows deleted over the flow limit
+	Rewritten          uint64 // megaflows whose actions the revalidator changed
+	// NotReadySweeps counts sweeps that left flows unchecked because
+	// the pipeline was not loaded yet (a restart, before the Southbound
+	// is read).
+	NotReadySweeps uint64
+	Ukeys          int     // megaflows the slow path remembers
+	RatePerSecond  float64 // upcalls a second over the last 10 s
 	// Handler latency, from the datapath's upcall to the megaflow
 	// installed and the packet sent, over the last 4,096 upcalls.
 	LatencyP50, LatencyP90, LatencyP99, LatencyMax time.Duration
@@ -53,8 +60,9 @@ func (s *Slowpath) Stats() Stats {
 		DeliveryErrors: c.deliveryErrors.Load(), Truncated: c.truncated.Load(),
 		BadRecords: c.badRecords.Load(), Revalidations: c.revalidations.Load(), Expired: c.expired.Load(),
 		RevalidatedAway: c.revalidatedAway.Load(), Evicted: c.evicted.Load(),
-		ChecksumsCompleted: c.checksumsCompleted.Load(),
-		RatePerSecond:      s.rate.perSecond(time.Now()),
+		ChecksumsCompleted: c.checksumsCompleted.Load(), NotReady: c.notReady.Load(),
+		Rewritten: c.rewritten.Load(), NotReadySweeps: c.notReadySweeps.Load(), Ukeys: s.mf.ukeyCount(),
+		RatePerSecond: s.rate.perSecond(time.Now()),
 	}
 	lat := s.latency.snapshot()
 	st.LatencySamples = len(lat)

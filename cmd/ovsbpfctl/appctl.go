@@ -23,12 +23,14 @@ var daemonCommands = []struct{ name, short, long string }{
 the match (fields the mask keeps, with partial masks after a slash), packets,
 bytes, time since last use, and the actions (a bare number outputs to that
 datapath port; ovs-vsctl get Interface NAME ofport shows an interface's).`},
-	{"dpctl/del-flows", "Delete every megaflow", `Empties the megaflow cache; the next packet of each flow goes to the slow path again.`},
+	{"dpctl/del-flows", "Delete every megaflow", `Empties the megaflow cache, and the slow path's memory of it; the next packet of each flow goes to the slow path again.`},
 	{"dpif/show", "Show datapath counters and ports", `Prints cache hits and misses, exact-match cache and mask statistics,
 upcalls lost to a full ring, malformed packets dropped by reason, and the ports.`},
 	{"upcall/show", "Show slow-path counters and handler latency", `Prints misses and the upcall rate, upcalls lost, what the handlers did
-(installed, uncached, delivered, dropped and why), revalidator work, and
-handler latency percentiles from the datapath's upcall to the packet sent.`},
+(installed, uncached, delivered, dropped and why), revalidator work (and
+sweeps that found no logical pipeline to check flows against yet), how many
+megaflows the slow path remembers (ukeys), and handler latency percentiles
+from the datapath's upcall to the packet sent.`},
 }
 
 func newDaemonCommands() []*cobra.Command {

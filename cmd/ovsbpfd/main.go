@@ -253,7 +253,9 @@ func (d *daemon) register(ctl *unixctl.Server) {
 		return b.String(), nil
 	})
 	ctl.Register("dpctl/del-flows", "", 0, 0, func([]string) (string, error) {
-		n := d.dp.DeleteFlows()
+		// Through the slow path, which owns the megaflows: it forgets
+		// them as it deletes them.
+		n := d.sp.DeleteFlows()
 		d.log.Info("all megaflows deleted from the control socket", "flows", n)
 		return "", nil
 	})
@@ -318,9 +320,11 @@ func (d *daemon) upcallShow() (string, error) {
 	fmt.Fprintf(&b, "  installed     : %d megaflows, %d uncached decisions, %d install errors\n", st.Installed, st.Uncacheable, st.InstallErrors)
 	fmt.Fprintf(&b, "  delivered     : %d packets (%d offloaded checksums completed), %d delivery errors, %d truncated\n",
 		st.Delivered, st.ChecksumsCompleted, st.DeliveryErrors, st.Truncated)
-	fmt.Fprintf(&b, "  dropped       : %d unsupported rewrites, %d pipeline errors, %d need conntrack, %d outputs to remote ports\n",
-		st.Unsupported, st.PipelineErrors, ps.NeedConntrack, ps.RemoteOutputs)
-	fmt.Fprintf(&b, "  revalidator   : %d sweeps, %d expired, %d changed away, %d evicted\n", st.Revalidations, st.Expired, st.RevalidatedAway, st.Evicted)
+	fmt.Fprintf(&b, "  dropped       : %d unsupported rewrites, %d pipeline errors, %d need conntrack, %d outputs to remote ports, %d before the pipeline was loaded\n",
+		st.Unsupported, st.PipelineErrors, ps.NeedConntrack, ps.RemoteOutputs, st.NotReady)
+	fmt.Fprintf(&b, "  revalidator   : %d sweeps, %d expired, %d changed away, %d rewritten, %d evicted, %d sweeps before the pipeline was loaded\n",
+		st.Revalidations, st.Expired, st.RevalidatedAway, st.Rewritten, st.Evicted, st.NotReadySweeps)
+	fmt.Fprintf(&b, "  ukeys         : %d\n", st.Ukeys)
 	if st.LatencySamples > 0 {
 		fmt.Fprintf(&b, "  handler latency: p50 %s p90 %s p99 %s max %s (last %d upcalls)\n",
 			us(st.LatencyP50), us(st.LatencyP90), us(st.LatencyP99), us(st.LatencyMax), st.LatencySamples)

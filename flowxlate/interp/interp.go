@@ -47,10 +47,24 @@ const MaxDepth = 1024
 type Interp struct {
 	prog *ir.Program
 	env  Env
+	// stopAtTTLExpiry: see DatapathTTL.
+	stopAtTTLExpiry bool
 }
 
 // New returns an interpreter for prog in env.
 func New(prog *ir.Program, env Env) *Interp { return &Interp{prog: prog, env: env} }
+
+// DatapathTTL returns an interpreter whose TTL decrements act as a
+// datapath's: decrementing a TTL of 1 or 0 ends the rule's actions there, as
+// Open vSwitch's dec_ttl does (it hands the packet to the controller
+// instead), so no copy leaves by that path. The slow path decides with it,
+// for its decisions are what the datapath then does. Without it a TTL of 1
+// becomes 0 and the packet goes on, as ovn-trace shows it.
+func (in *Interp) DatapathTTL() *Interp {
+	c := *in
+	c.stopAtTTLExpiry = true
+	return &c
+}
 
 // Delivery is a packet leaving the pipeline.
 type Delivery struct {
@@ -58,7 +72,8 @@ type Delivery struct {
 	Key  field.Key
 }
 
-// Result is what one run produced.
+// Result is what one run produced. Mask has every bit of the packet the
+// run read or wrote (see ctx.Write).
 type Result struct {
 	Trace      []*trace.Node
 	Mask       field.Mask
@@ -110,13 +125,25 @@ func (c *ctx) Read(s field.Subfield) field.Value {
 	return c.key.GetSub(s)
 }
 
-func (c *ctx) Write(s field.Subfield, v field.Value) { c.key.SetSub(s, v) }
-func (c *ctx) Key() *field.Key                       { return c.key }
-func (c *ctx) Pipeline() ir.PipelineID               { return c.pid }
-func (c *ctx) Table() int                            { return c.table }
-func (c *ctx) Env() any                              { return c.run.in.env }
-func (c *ctx) Tracing() bool                         { return c.node != nil }
-func (c *ctx) Trace(kind trace.Kind, text string)    { c.node.Add(kind, text) }
+// Write sets s to v. Writing a packet field counts as reading it for the
+// mask: the datapath actions that carry a decision rewrite only what
+// differs between the packet and the result, and whether the written bits
+// differ depends on the packet's own. Open vSwitch un-wildcards a set
+// field for the same reason. Registers and metadata are pipeline state,
+// never in a datapath key, so their writes are not recorded.
+func (c *ctx) Write(s field.Subfield, v field.Value) {
+	if !field.IsRegister(s.Field) && s.Field != field.Metadata {
+		c.run.res.Mask.AddField(s.Field, field.Range(s.Ofs, s.Bits))
+	}
+	c.key.SetSub(s, v)
+}
+
+func (c *ctx) Key() *field.Key                    { return c.key }
+func (c *ctx) Pipeline() ir.PipelineID            { return c.pid }
+func (c *ctx) Table() int                         { return c.table }
+func (c *ctx) Env() any                           { return c.run.in.env }
+func (c *ctx) Tracing() bool                      { return c.node != nil }
+func (c *ctx) Trace(kind trace.Kind, text string) { c.node.Add(kind, text) }
 
 func (c *ctx) SetAlwaysIndent() {
 	if c.node != nil {
@@ -269,28 +296,32 @@ func (c *ctx) Exec(actions []ir.Action) {
 		if c.node != nil {
 			c.node.Add(trace.Action, a.Text())
 		}
-		n.exec(a)
+		if n.exec(a) {
+			return
+		}
 	}
 }
 
-func (c *ctx) exec(a ir.Action) {
+// exec runs one action and says whether the rule's remaining actions are
+// skipped.
+func (c *ctx) exec(a ir.Action) (stop bool) {
 	switch a := a.(type) {
 	case *ir.SetField:
 		if a.Note != nil && c.node != nil {
 			c.node.Add(trace.Modify, a.Note.String())
 		}
 		if c.prereqOK(field.Lookup(a.Dst.Field).Prereq) {
-			c.key.SetSub(a.Dst, a.Value)
+			c.Write(a.Dst, a.Value)
 		}
 	case *ir.Move:
 		c.noteMove(a.DstName, a.From)
-		c.key.SetSub(a.Dst, c.Read(a.From))
+		c.Write(a.Dst, c.Read(a.From))
 	case *ir.Exchange:
 		c.noteMove(a.AName, a.B)
 		c.noteMove(a.BName, a.A)
 		va, vb := c.Read(a.A), c.Read(a.B)
-		c.key.SetSub(a.A, vb)
-		c.key.SetSub(a.B, va)
+		c.Write(a.A, vb)
+		c.Write(a.B, va)
 	case *ir.Push:
 		v := c.Read(a.From)
 		c.node.Add(trace.Modify, fmt.Sprintf("push(%s) -> %s", a.Name, v.Hex()))
@@ -303,10 +334,10 @@ func (c *ctx) exec(a ir.Action) {
 		}
 		v := st[len(st)-1]
 		*c.stack = st[:len(st)-1]
-		c.key.SetSub(a.Dst, v)
+		c.Write(a.Dst, v)
 		c.node.Add(trace.Modify, fmt.Sprintf("pop(%s) <- %s", a.Name, v.Hex()))
 	case *ir.DecTTL:
-		c.decTTL()
+		return c.decTTL()
 	case *ir.Next:
 		c.next(a)
 	case *ir.Output:
@@ -327,6 +358,7 @@ func (c *ctx) exec(a ir.Action) {
 	default:
 		c.Fail(fmt.Sprintf("*** unsupported action %T", a))
 	}
+	return false
 }
 
 func (c *ctx) prereqOK(p field.Prereq) bool {
@@ -350,18 +382,23 @@ func (c *ctx) noteMove(name string, src field.Subfield) {
 	c.node.Add(trace.Modify, name+" = "+text)
 }
 
-func (c *ctx) decTTL() {
+func (c *ctx) decTTL() (stop bool) {
 	if !c.prereqOK(field.PrereqIP) {
 		c.Fail("*** TTL decrement of non-IP packet")
-		return
+		return false
 	}
 	ttl := c.Read(field.Whole(field.IPTTL))
+	if ttl.Lo <= 1 && c.run.in.stopAtTTLExpiry {
+		c.node.Add(trace.Modify, "ip.ttl-- /* TTL exceeded: no further on this path */")
+		return true
+	}
 	if ttl.IsZero() {
 		c.Fail("*** TTL underflow")
-		return
+		return false
 	}
-	c.key.Set(field.IPTTL, field.U64(ttl.Lo-1))
+	c.Write(field.Whole(field.IPTTL), field.U64(ttl.Lo-1))
 	c.node.Add(trace.Modify, "ip.ttl--")
+	return false
 }
 
 func (c *ctx) next(a *ir.Next) {

@@ -141,3 +141,59 @@ func TestTracePrinting(t *testing.T) {
 `, trace.Summary(nodes))
 	require.Contains(t, trace.Detailed(nodes), "\ningress(dp=\"sw0\", inport=\"p1\")\n------------------------------\n 1. ls_in_acl")
 }
+
+// A written header field is in the mask: the datapath rewrites only what
+// differs between the packet and the result, which depends on the bits
+// written. Registers are pipeline state and stay out of it.
+func TestWritesAreInTheMask(t *testing.T) {
+	p := ir.NewProgram()
+	p.Pipeline(bridgeID, "br0").Table(0).Insert(&ir.Rule{Priority: 1, Match: ir.Bool(true), Origin: origin("rewrite"),
+		Actions: []ir.Action{
+			&ir.SetField{Src: "mod_dl_src", Dst: field.Whole(field.EthSrc), Value: field.U64(0x0a)},
+			&ir.Move{Src: "move:eth_src->eth_dst", Dst: field.Whole(field.EthDst), From: field.Whole(field.EthSrc)},
+			&ir.SetField{Src: "load:2->reg1", Dst: field.Whole(field.Reg(1)), Value: field.U64(2)},
+			&ir.Output{Src: "output"},
+		}})
+	res := run(p, packet(map[field.ID]uint64{field.EthSrc: 0x0a, field.EthDst: 0x0b}))
+	require.Len(t, res.Deliveries, 1)
+	require.Equal(t, field.U64(0x0a), res.Deliveries[0].Key.Get(field.EthDst))
+	require.Equal(t, field.Ones(48), res.Mask.Get(field.EthSrc), "eth_src was written (and read)")
+	require.Equal(t, field.Ones(48), res.Mask.Get(field.EthDst), "eth_dst was written")
+	require.Equal(t, field.Ones(32), res.Mask.Get(field.Reg(1)), "reg1 was read by the output")
+}
+
+// A TTL decrement of a TTL of 1 goes on as ovn-trace shows it, or, with
+// DatapathTTL, ends the rule's actions as a datapath's dec_ttl does.
+func TestTTLExpiry(t *testing.T) {
+	tests := []struct {
+		name     string
+		ttl      uint64
+		datapath bool
+		ports    []string
+		errors   int
+	}{
+		{"ttl 2", 2, false, []string{"0x2"}, 0},
+		{"ttl 2, datapath", 2, true, []string{"0x2"}, 0},
+		{"ttl 1 goes on to 0", 1, false, []string{"0x2"}, 0},
+		{"ttl 1, datapath: no further", 1, true, nil, 0},
+		{"ttl 0 underflows, reported, as ovn-trace does", 0, false, []string{"0x2"}, 1},
+		{"ttl 0, datapath: no further", 0, true, nil, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := interp.New(bridgeProgram(), bridge{})
+			if tt.datapath {
+				in = in.DatapathTTL()
+			}
+			pkt := packet(map[field.ID]uint64{field.EthType: 0x800, field.EthDst: 2, field.IPProto: 17, field.IPTTL: tt.ttl})
+			res := in.Run(pkt, func(c ir.ExecContext) { c.At(bridgeID, 0).Lookup() })
+			var ports []string
+			for _, d := range res.Deliveries {
+				ports = append(ports, d.Port)
+			}
+			require.Equal(t, tt.ports, ports)
+			require.Len(t, res.Errors, tt.errors)
+			require.Equal(t, field.Ones(8), res.Mask.Get(field.IPTTL), "the decision depends on the TTL")
+		})
+	}
+}

@@ -73,7 +73,7 @@ func (t *Translator) Apply(ch *Change) error {
 		}
 	}
 
-	dpChanged := len(up.Datapaths) > 0 || len(del[TableDatapathBinding]) > 0
+	dpChanged := ch.Rebuilds()
 	upsert(&t.sb.Datapaths, up.Datapaths, del[TableDatapathBinding], func(r *Datapath) string { return r.UUID })
 
 	// Datapaths whose port names may resolve differently now.

@@ -32,6 +32,8 @@ type ProcessResult struct {
 // logical port inport (a Port_Binding's logical_port) through the ingress
 // pipeline of that port's datapath and everything it leads to. pkt holds
 // the packet's header fields; its registers and metadata must be zero.
+// TTL decrements act as the datapath's (interp.Interp.DatapathTTL), since
+// the result is what the datapath does.
 func (t *Translator) ProcessPacket(inport string, pkt field.Key, opts RunOptions) (*ProcessResult, error) {
 	if t.prog == nil {
 		return nil, fmt.Errorf("no logical pipeline loaded")
@@ -42,7 +44,7 @@ func (t *Translator) ProcessPacket(inport string, pkt field.Key, opts RunOptions
 	}
 	pkt.Set(field.Reg(regLogInport), field.U64(uint64(p.key)))
 	env := newEnv(t.w, opts)
-	res := interp.New(t.prog, env).Decide(pkt, func(c ir.ExecContext) {
+	res := interp.New(t.prog, env).DatapathTTL().Decide(pkt, func(c ir.ExecContext) {
 		c.At(p.dp.pipeline(pipelineIngress), 0).Lookup()
 	})
 	return &ProcessResult{Outputs: env.outputs, Mask: res.Mask, Errors: res.Errors, Conntrack: env.ctUsed}, nil

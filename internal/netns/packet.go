@@ -75,6 +75,21 @@ func (c *Capture) From(src net.HardwareAddr, d time.Duration) [][]byte {
 	return out
 }
 
+// Next returns the next frame that arrives within d (at least one wait of
+// the socket's 20 ms timeout), or nil.
+func (c *Capture) Next(d time.Duration) []byte {
+	buf := make([]byte, 65536)
+	for end := time.Now().Add(d); ; {
+		n, _, err := unix.Recvfrom(c.fd, buf, 0)
+		if err == nil && n > 0 {
+			return bytes.Clone(buf[:n])
+		}
+		if !time.Now().Before(end) {
+			return nil
+		}
+	}
+}
+
 // Send writes frame n times on ifname inside ns.
 func (n *NS) Send(ifname string, frame []byte, count int) error {
 	return n.Do(func() error {
