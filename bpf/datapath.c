@@ -52,7 +52,7 @@ struct {
 static __always_inline __u32 port_of(__u32 ifindex)
 {
 	__u32 *no = ifindex < OVSBPF_IFINDEX_SLOTS ? bpf_map_lookup_elem(&port_of_ifindex, &ifindex)
-					    : bpf_map_lookup_elem(&port_of_big_ifindex, &ifindex);
+						   : bpf_map_lookup_elem(&port_of_big_ifindex, &ifindex);
 	return no ? *no : 0;
 }
 
