@@ -25,7 +25,7 @@ unit: ## run all tests; a skipped test fails the run
 fuzz: ## fuzz the OVN parsers, the eBPF parser and fast path, upcall decoding (FUZZTIME each), and megaflow soundness with a random seed
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMatch$$' -fuzztime $(FUZZTIME) ./flowxlate/ovn
 	$(GO) test -run '^$$' -fuzz '^FuzzParseActions$$' -fuzztime $(FUZZTIME) ./flowxlate/ovn
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./bpf
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./bpf/testprogs
 	$(GO) test -run '^$$' -fuzz '^FuzzIngress$$' -fuzztime $(FUZZTIME) ./datapath
 	$(GO) test -run '^$$' -fuzz '^FuzzParseUpcall$$' -fuzztime $(FUZZTIME) ./datapath
 	OVSBPF_SOUNDNESS_SEED=random OVSBPF_SOUNDNESS_SAMPLES=512 OVSBPF_SOUNDNESS_FRAMES=32 \

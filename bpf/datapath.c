@@ -19,21 +19,29 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* Sizes of the tables below that user space must know too; each is
+ * explained at its map. An enum, so that bpf2go -type exports them. */
+enum ovsbpf_table_size {
+	OVSBPF_IFINDEX_SLOTS = 65536,
+	OVSBPF_EMC_SLOTS = 4096,
+	OVSBPF_EXEC_SLOTS = 64,
+	OVSBPF_UPCALL_RING_BYTES = 4 << 20,
+};
+
 /* ifindex of a host-side interface -> its datapath port number (0: not a
  * port). An array, not a hash: this lookup is on every packet, and an
  * inlined array lookup costs a nanosecond where a hash lookup of the
  * ifindex costs about 20. A namespace numbers its interfaces from 1 up, so
  * 65,536 slots (256 KiB) cover all but the longest-lived hosts; larger
  * indexes go to the hash below. */
-#define IFINDEX_SLOTS 65536
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, IFINDEX_SLOTS);
+	__uint(max_entries, OVSBPF_IFINDEX_SLOTS);
 	__type(key, __u32);
 	__type(value, __u32);
 } port_of_ifindex SEC(".maps");
 
-/* ifindex (IFINDEX_SLOTS or more) -> datapath port number. */
+/* ifindex (OVSBPF_IFINDEX_SLOTS or more) -> datapath port number. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, OVSBPF_MAX_PORTS);
@@ -43,8 +51,8 @@ struct {
 
 static __always_inline __u32 port_of(__u32 ifindex)
 {
-	__u32 *no = ifindex < IFINDEX_SLOTS ? bpf_map_lookup_elem(&port_of_ifindex, &ifindex)
-					    : bpf_map_lookup_elem(&port_of_big_ifindex, &ifindex);
+	__u32 *no = ifindex < OVSBPF_IFINDEX_SLOTS ? bpf_map_lookup_elem(&port_of_ifindex, &ifindex)
+						   : bpf_map_lookup_elem(&port_of_big_ifindex, &ifindex);
 	return no ? *no : 0;
 }
 
@@ -118,10 +126,9 @@ struct {
  * key. 4,096 slots of 56 bytes (224 KiB a CPU) hold the working set of a
  * few thousand connections per CPU, as OVS's EMC does with 8,192. A
  * collision only costs the tuple space search. */
-#define EMC_SLOTS 4096
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, EMC_SLOTS);
+	__uint(max_entries, OVSBPF_EMC_SLOTS);
 	__type(key, __u32);
 	__type(value, struct ovsbpf_emc_entry);
 } emc SEC(".maps");
@@ -134,7 +141,7 @@ volatile const __u32 emc_enabled = 1;
  * 18,000 small ones: a burst of new flows, while the handlers catch up. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4 << 20);
+	__uint(max_entries, OVSBPF_UPCALL_RING_BYTES);
 } upcalls SEC(".maps");
 
 /* enum ovsbpf_counter, per CPU. */
@@ -146,6 +153,12 @@ struct {
 } counters SEC(".maps");
 
 /* Force BTF for the types Go needs (bpf2go -type). */
+const enum ovsbpf_limit *unused_limit __attribute__((unused));
+const enum ovsbpf_table_size *unused_table_size __attribute__((unused));
+const enum ovsbpf_frag *unused_frag __attribute__((unused));
+const enum ovsbpf_vlan *unused_vlan __attribute__((unused));
+const enum ovsbpf_ct_flag *unused_ct_flag __attribute__((unused));
+const enum ovsbpf_port_flag *unused_port_flag __attribute__((unused));
 const enum ovsbpf_action_type *unused_action_type __attribute__((unused));
 const enum ovsbpf_upcall_reason *unused_upcall_reason __attribute__((unused));
 const enum ovsbpf_counter *unused_counter __attribute__((unused));
@@ -210,7 +223,7 @@ static __always_inline __u32 emc_index(const struct ovsbpf_narrow *key)
 	h = (h ^ k[3]) * 0x9E3779B97F4A7C15ULL;
 	h = (h ^ k[4]) * 0x9E3779B97F4A7C15ULL;
 	h = (h ^ k[5]) * 0x9E3779B97F4A7C15ULL;
-	return (h >> 40) & (EMC_SLOTS - 1);
+	return (h >> 40) & (OVSBPF_EMC_SLOTS - 1);
 }
 
 static __always_inline int narrow_equal(const struct ovsbpf_narrow *a, const struct ovsbpf_narrow *b)
@@ -615,10 +628,9 @@ int ovsbpf_ingress(struct __sk_buff *skb)
 /* Action lists user space hands to ovsbpf_execute, one slot per upcall
  * handler (cb[0] names it), so handlers never share one. 64 is more
  * handlers than any host runs. */
-#define EXEC_SLOTS 64
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, EXEC_SLOTS);
+	__uint(max_entries, OVSBPF_EXEC_SLOTS);
 	__type(key, __u32);
 	__type(value, struct ovsbpf_actions);
 } exec_actions SEC(".maps");

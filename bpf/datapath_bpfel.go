@@ -69,6 +69,12 @@ const (
 	DatapathOvsbpfCounterOVSBPF_CNT__MAX         DatapathOvsbpfCounter = 8
 )
 
+type DatapathOvsbpfCtFlag uint32
+
+const (
+	DatapathOvsbpfCtFlagOVSBPF_CT_COMMIT DatapathOvsbpfCtFlag = 1
+)
+
 type DatapathOvsbpfDrop uint32
 
 const (
@@ -96,24 +102,29 @@ type DatapathOvsbpfEmcEntry struct {
 	Gen uint32
 }
 
+type DatapathOvsbpfFrag uint32
+
+const (
+	DatapathOvsbpfFragOVSBPF_FRAG_ANY   DatapathOvsbpfFrag = 1
+	DatapathOvsbpfFragOVSBPF_FRAG_LATER DatapathOvsbpfFrag = 2
+)
+
 type DatapathOvsbpfKey struct {
 	_ structs.HostLayout
 	N DatapathOvsbpfNarrow
-	W struct {
-		_           structs.HostLayout
-		Ipv6Src     [16]uint8
-		Ipv6Dst     [16]uint8
-		NdTarget    [16]uint8
-		NdSll       [6]uint8
-		NdTll       [6]uint8
-		Ipv6Label   uint32
-		CtLabel     [16]uint8
-		TunId       uint64
-		TunInLport  uint16
-		TunOutLport uint16
-		Pad         uint32
-	}
+	W DatapathOvsbpfWide
 }
+
+type DatapathOvsbpfLimit uint32
+
+const (
+	DatapathOvsbpfLimitOVSBPF_MAX_MASKS        DatapathOvsbpfLimit = 32
+	DatapathOvsbpfLimitOVSBPF_MAX_ACTIONS      DatapathOvsbpfLimit = 8
+	DatapathOvsbpfLimitOVSBPF_MAX_PORTS        DatapathOvsbpfLimit = 1024
+	DatapathOvsbpfLimitOVSBPF_MAX_FLOWS        DatapathOvsbpfLimit = 65536
+	DatapathOvsbpfLimitOVSBPF_MAX_PASSES       DatapathOvsbpfLimit = 4
+	DatapathOvsbpfLimitOVSBPF_UPCALL_MAX_FRAME DatapathOvsbpfLimit = 1514
+)
 
 type DatapathOvsbpfMask struct {
 	_    structs.HostLayout
@@ -151,11 +162,26 @@ type DatapathOvsbpfPort struct {
 	Flags   uint32
 }
 
+type DatapathOvsbpfPortFlag uint32
+
+const (
+	DatapathOvsbpfPortFlagOVSBPF_PORT_PEER DatapathOvsbpfPortFlag = 1
+)
+
 type DatapathOvsbpfStats struct {
 	_       structs.HostLayout
 	Packets uint64
 	Bytes   uint64
 }
+
+type DatapathOvsbpfTableSize uint32
+
+const (
+	DatapathOvsbpfTableSizeOVSBPF_IFINDEX_SLOTS     DatapathOvsbpfTableSize = 65536
+	DatapathOvsbpfTableSizeOVSBPF_EMC_SLOTS         DatapathOvsbpfTableSize = 4096
+	DatapathOvsbpfTableSizeOVSBPF_EXEC_SLOTS        DatapathOvsbpfTableSize = 64
+	DatapathOvsbpfTableSizeOVSBPF_UPCALL_RING_BYTES DatapathOvsbpfTableSize = 4194304
+)
 
 type DatapathOvsbpfUpcall struct {
 	_        structs.HostLayout
@@ -178,6 +204,27 @@ const (
 	DatapathOvsbpfUpcallReasonOVSBPF_UPCALL_TTL    DatapathOvsbpfUpcallReason = 3
 	DatapathOvsbpfUpcallReasonOVSBPF_UPCALL_CT     DatapathOvsbpfUpcallReason = 4
 )
+
+type DatapathOvsbpfVlan uint32
+
+const (
+	DatapathOvsbpfVlanOVSBPF_VLAN_PRESENT DatapathOvsbpfVlan = 4096
+)
+
+type DatapathOvsbpfWide struct {
+	_           structs.HostLayout
+	Ipv6Src     [16]uint8
+	Ipv6Dst     [16]uint8
+	NdTarget    [16]uint8
+	NdSll       [6]uint8
+	NdTll       [6]uint8
+	Ipv6Label   uint32
+	CtLabel     [16]uint8
+	TunId       uint64
+	TunInLport  uint16
+	TunOutLport uint16
+	Pad         uint32
+}
 
 // Names of all BPF objects in the ELF.
 //
@@ -205,10 +252,16 @@ const (
 	DatapathVarEmcEnabled         = "emc_enabled"
 	DatapathVarUnusedActionType   = "unused_action_type"
 	DatapathVarUnusedCounter      = "unused_counter"
+	DatapathVarUnusedCtFlag       = "unused_ct_flag"
 	DatapathVarUnusedDrop         = "unused_drop"
 	DatapathVarUnusedEmcEntry     = "unused_emc_entry"
+	DatapathVarUnusedFrag         = "unused_frag"
+	DatapathVarUnusedLimit        = "unused_limit"
+	DatapathVarUnusedPortFlag     = "unused_port_flag"
+	DatapathVarUnusedTableSize    = "unused_table_size"
 	DatapathVarUnusedUpcall       = "unused_upcall"
 	DatapathVarUnusedUpcallReason = "unused_upcall_reason"
+	DatapathVarUnusedVlan         = "unused_vlan"
 )
 
 // LoadDatapath returns the embedded CollectionSpec for Datapath.
@@ -287,10 +340,16 @@ type DatapathVariableSpecs struct {
 	EmcEnabled         *ebpf.VariableSpec `ebpf:"emc_enabled"`
 	UnusedActionType   *ebpf.VariableSpec `ebpf:"unused_action_type"`
 	UnusedCounter      *ebpf.VariableSpec `ebpf:"unused_counter"`
+	UnusedCtFlag       *ebpf.VariableSpec `ebpf:"unused_ct_flag"`
 	UnusedDrop         *ebpf.VariableSpec `ebpf:"unused_drop"`
 	UnusedEmcEntry     *ebpf.VariableSpec `ebpf:"unused_emc_entry"`
+	UnusedFrag         *ebpf.VariableSpec `ebpf:"unused_frag"`
+	UnusedLimit        *ebpf.VariableSpec `ebpf:"unused_limit"`
+	UnusedPortFlag     *ebpf.VariableSpec `ebpf:"unused_port_flag"`
+	UnusedTableSize    *ebpf.VariableSpec `ebpf:"unused_table_size"`
 	UnusedUpcall       *ebpf.VariableSpec `ebpf:"unused_upcall"`
 	UnusedUpcallReason *ebpf.VariableSpec `ebpf:"unused_upcall_reason"`
+	UnusedVlan         *ebpf.VariableSpec `ebpf:"unused_vlan"`
 }
 
 // DatapathObjects contains all objects after they have been loaded into the kernel.
@@ -359,10 +418,16 @@ type DatapathVariables struct {
 	EmcEnabled         *ebpf.Variable `ebpf:"emc_enabled"`
 	UnusedActionType   *ebpf.Variable `ebpf:"unused_action_type"`
 	UnusedCounter      *ebpf.Variable `ebpf:"unused_counter"`
+	UnusedCtFlag       *ebpf.Variable `ebpf:"unused_ct_flag"`
 	UnusedDrop         *ebpf.Variable `ebpf:"unused_drop"`
 	UnusedEmcEntry     *ebpf.Variable `ebpf:"unused_emc_entry"`
+	UnusedFrag         *ebpf.Variable `ebpf:"unused_frag"`
+	UnusedLimit        *ebpf.Variable `ebpf:"unused_limit"`
+	UnusedPortFlag     *ebpf.Variable `ebpf:"unused_port_flag"`
+	UnusedTableSize    *ebpf.Variable `ebpf:"unused_table_size"`
 	UnusedUpcall       *ebpf.Variable `ebpf:"unused_upcall"`
 	UnusedUpcallReason *ebpf.Variable `ebpf:"unused_upcall_reason"`
+	UnusedVlan         *ebpf.Variable `ebpf:"unused_vlan"`
 }
 
 // DatapathPrograms contains all programs after they have been loaded into the kernel.

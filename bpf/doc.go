@@ -4,9 +4,9 @@
 // and CI fails when the committed objects do not match the sources.
 //
 // Loading, pinning and attaching the programs is package datapath's job;
-// this package only embeds them.
+// this package only embeds them. Programs that exist only to test or
+// measure this C live in bpf/testprogs, so a binary that imports this
+// package (ovsbpfd) carries only the datapath.
 package bpf
 
-//go:generate go tool bpf2go -cc clang-19 -target bpfel -go-package bpf -output-dir . -cflags "-O2 -g -Wall -Werror -fdebug-prefix-map=${PWD}=. -I/usr/include/x86_64-linux-gnu" HashCost hashcost.c
-//go:generate go tool bpf2go -cc clang-19 -target bpfel -go-package bpf -output-dir . -type ovsbpf_key -type ovsbpf_drop -type parse_result -cflags "-O2 -g -Wall -Werror -fdebug-prefix-map=${PWD}=. -I/usr/include/x86_64-linux-gnu -Iinclude" TestParse test_parse.c
-//go:generate go tool bpf2go -cc clang-19 -target bpfel -go-package bpf -output-dir . -type ovsbpf_key -type ovsbpf_mask -type ovsbpf_actions -type ovsbpf_stats -type ovsbpf_emc_entry -type ovsbpf_action -type ovsbpf_action_type -type ovsbpf_port -type ovsbpf_upcall -type ovsbpf_upcall_reason -type ovsbpf_counter -type ovsbpf_drop -cflags "-O2 -g -Wall -Werror -fdebug-prefix-map=${PWD}=. -I/usr/include/x86_64-linux-gnu -Iinclude" Datapath datapath.c
+//go:generate go tool bpf2go -cc clang-19 -target bpfel -go-package bpf -output-dir . -type ovsbpf_key -type ovsbpf_narrow -type ovsbpf_wide -type ovsbpf_mask -type ovsbpf_actions -type ovsbpf_stats -type ovsbpf_emc_entry -type ovsbpf_action -type ovsbpf_action_type -type ovsbpf_port -type ovsbpf_upcall -type ovsbpf_upcall_reason -type ovsbpf_counter -type ovsbpf_drop -type ovsbpf_limit -type ovsbpf_table_size -type ovsbpf_frag -type ovsbpf_vlan -type ovsbpf_ct_flag -type ovsbpf_port_flag -cflags "-O2 -g -Wall -Werror -fdebug-prefix-map=${PWD}=. -I/usr/include/x86_64-linux-gnu -Iinclude" Datapath datapath.c

@@ -91,7 +91,7 @@ func Userspace() Action { return Action{Type: ActionUserspace} }
 func CT(zone uint16, commit bool) Action {
 	a := Action{Type: ActionCT, Arg: uint32(zone)}
 	if commit {
-		a.Data[0] = 1
+		a.Data[0] = uint8(bpf.DatapathOvsbpfCtFlagOVSBPF_CT_COMMIT)
 	}
 	return a
 }
@@ -150,7 +150,7 @@ func (a Action) String() string {
 		return "userspace"
 	case ActionCT:
 		s := fmt.Sprintf("ct(zone=%d", a.Arg)
-		if a.Data[0]&1 != 0 {
+		if a.Data[0]&uint8(bpf.DatapathOvsbpfCtFlagOVSBPF_CT_COMMIT) != 0 {
 			s += ",commit"
 		}
 		return s + ")"

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -17,14 +18,9 @@ import (
 // DefaultPinPath is where ovsbpfd pins the datapath.
 const DefaultPinPath = "/sys/fs/bpf/ovsbpf"
 
-// LayoutVersion names the layout of the pinned maps. It is part of the pin
-// directory, so a daemon whose maps differ in meaning (not only in size,
-// which the kernel checks) never reuses an older daemon's maps.
-const LayoutVersion = "v1"
-
 // DefaultUpcallRingBytes is the upcall ring's size unless Config says
-// otherwise: about 2,400 full-size frames.
-const DefaultUpcallRingBytes = 4 << 20
+// otherwise (OVSBPF_UPCALL_RING_BYTES): about 2,400 full-size frames.
+const DefaultUpcallRingBytes = uint32(bpf.DatapathOvsbpfTableSizeOVSBPF_UPCALL_RING_BYTES)
 
 // Config says how to load a datapath.
 type Config struct {
@@ -78,6 +74,7 @@ func Open(cfg Config) (*Datapath, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the embedded datapath object: %w", err)
 	}
+	layout := layoutVersion(spec) // before this load's changes to the spec
 	ring := cfg.UpcallRingBytes
 	if ring == 0 {
 		ring = DefaultUpcallRingBytes
@@ -95,17 +92,15 @@ func Open(cfg Config) (*Datapath, error) {
 	d := &Datapath{cfg: cfg, log: log, ports: map[uint16]*portState{}}
 	opts := &ebpf.CollectionOptions{}
 	if cfg.PinPath != "" {
-		d.pinDir = filepath.Join(cfg.PinPath, LayoutVersion)
+		d.pinDir = filepath.Join(cfg.PinPath, layout)
 		if err := ensureBPFFS(cfg.PinPath, log); err != nil {
 			return nil, err
 		}
+		warnOtherLayouts(cfg.PinPath, layout, log)
 		if err := os.MkdirAll(filepath.Join(d.pinDir, "links"), 0o700); err != nil {
 			return nil, fmt.Errorf("creating pin directory: %w", err)
 		}
-		for _, m := range spec.Maps {
-			if m.Name == ".rodata" || m.Name == ".bss" || m.Name == ".data" || m.Name == "" {
-				continue
-			}
+		for _, m := range pinnedMaps(spec) {
 			m.Pinning = ebpf.PinByName
 		}
 		opts.Maps.PinPath = d.pinDir
@@ -168,6 +163,24 @@ func (d *Datapath) Destroy() error {
 	d.mu.Unlock()
 	errs = append(errs, d.Close())
 	return errors.Join(errs...)
+}
+
+// warnOtherLayouts logs the layout directories under pinPath other than
+// the one this datapath uses: what a daemon of another build pinned. Their
+// maps are not this build's, so Open leaves them alone, but the ports they
+// attached still run that build's program ahead of this one's until the
+// directory is removed (Destroy from that build, or rm -r).
+func warnOtherLayouts(pinPath, layout string, log *slog.Logger) {
+	ents, err := os.ReadDir(pinPath)
+	if err != nil {
+		return // not made yet
+	}
+	for _, e := range ents {
+		if e.IsDir() && e.Name() != layout && (strings.HasPrefix(e.Name(), layoutPrefix) || e.Name() == "v1") {
+			log.Warn("pins of another datapath layout found: remove them once this build forwards",
+				"path", filepath.Join(pinPath, e.Name()), "this_layout", layout)
+		}
+	}
 }
 
 // UpcallMap is the ring buffer the datapath writes upcalls to.

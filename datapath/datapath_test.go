@@ -9,15 +9,12 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unsafe"
 
-	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ovsbpf/ovsbpf/bpf"
 	"github.com/ovsbpf/ovsbpf/internal/testframe"
 )
 
@@ -517,7 +514,7 @@ func TestUnknownInterfaceIsLeftToTheKernel(t *testing.T) {
 
 func TestFlowLimitsAreErrors(t *testing.T) {
 	d := openTest(t, Config{})
-	for i := 0; i < MaxMasks; i++ {
+	for i := range int(MaxMasks) {
 		var m Mask
 		m.InPort = 0xffff
 		m.NwTtl = uint8(i + 1)
@@ -641,23 +638,4 @@ func TestUserspaceAndCTHooks(t *testing.T) {
 	require.Equal(t, UpcallCT, u.Reason)
 	require.Equal(t, uint16(2), u.Key.N.InPort)
 	require.Equal(t, "ct(zone=5,commit),recirc(0x1)", FormatActions([]Action{CT(5, true), Recirc(1)}))
-}
-
-// The flow table writes keys and values straight from Go memory, so the
-// generated types must have the maps' sizes exactly.
-func TestBindingsMatchMapLayout(t *testing.T) {
-	d := openTest(t, Config{})
-	for _, tc := range []struct {
-		name       string
-		m          *ebpf.Map
-		key, value uintptr
-	}{
-		{"flows", d.objs.Flows, unsafe.Sizeof(Key{}), unsafe.Sizeof(uint32(0))},
-		{"flow_actions", d.objs.FlowActions, unsafe.Sizeof(uint32(0)), unsafe.Sizeof(bpf.DatapathOvsbpfActions{})},
-		{"exec_actions", d.objs.ExecActions, unsafe.Sizeof(uint32(0)), unsafe.Sizeof(bpf.DatapathOvsbpfActions{})},
-	} {
-		require.Equal(t, uint32(tc.key), tc.m.KeySize(), "%s key", tc.name)
-		require.Equal(t, uint32(tc.value), tc.m.ValueSize(), "%s value", tc.name)
-	}
-	require.Equal(t, 68, int(unsafe.Sizeof(skbContext{})), "__sk_buff up to cb[]: 17 32-bit fields")
 }

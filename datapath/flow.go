@@ -17,12 +17,14 @@ import (
 	"github.com/ovsbpf/ovsbpf/bpf"
 )
 
-// MaxMasks is the most distinct megaflow masks the datapath searches.
-const MaxMasks = 32
+// MaxMasks is the most distinct megaflow masks the datapath searches
+// (OVSBPF_MAX_MASKS). Typed as the mask slots it bounds.
+const MaxMasks = uint32(bpf.DatapathOvsbpfLimitOVSBPF_MAX_MASKS)
 
-// MaxFlows is the size of the megaflow table. Flow id 0 is never used, so
-// MaxFlows-1 megaflows fit.
-const MaxFlows = 65536
+// MaxFlows is the size of the megaflow table (OVSBPF_MAX_FLOWS). Flow id 0
+// is never used, so MaxFlows-1 megaflows fit. Typed as the flow ids it
+// bounds.
+const MaxFlows = uint32(bpf.DatapathOvsbpfLimitOVSBPF_MAX_FLOWS)
 
 // idQuarantine is how long a freed flow id waits before reuse. A packet
 // that found the id just before the flow went away reads its action list
@@ -172,7 +174,7 @@ func recoverFlows(objs *bpf.DatapathObjects, log *slog.Logger) (*flowTable, erro
 	for it.Next(&hkey, &id) {
 		slot := hkey.Pad[0]
 		var acts bpf.DatapathOvsbpfActions
-		if slot >= MaxMasks || t.masks[slot] == nil || id == 0 || id >= MaxFlows ||
+		if uint32(slot) >= MaxMasks || t.masks[slot] == nil || id == 0 || id >= MaxFlows ||
 			objs.FlowActions.Lookup(id, &acts) != nil || acts.Gen == 0 {
 			bad = append(bad, hkey)
 			continue
@@ -259,7 +261,7 @@ func (t *flowTable) maskSlotFor(mask *Mask) (int, bool, error) {
 
 // put installs or replaces a megaflow. The writes a handler waits on pass
 // keys and values by pointer: bpf2go's types have the C layout
-// (TestBindingsMatchMapLayout), and cilium/ebpf would otherwise copy each
+// (TestLayoutMatchesBTF), and cilium/ebpf would otherwise copy each
 // through reflection, which was half of an install's CPU time
 // (BenchmarkPutNewFlow).
 //

@@ -26,18 +26,28 @@ type PacketKey bpf.DatapathOvsbpfKey
 // KeySize is the size of a Key in bytes: the hash key of a megaflow.
 const KeySize = int(unsafe.Sizeof(Key{}))
 
-// Sizes the C asserts too; checked again here so a layout change in one
-// language cannot go unnoticed in the other.
-var _ = [1]struct{}{}[KeySize-48]
-var _ = [1]struct{}{}[unsafe.Sizeof(PacketKey{})-144]
+// VLANPresent is the vlan_tci bit that says a tag is present
+// (OVSBPF_VLAN_PRESENT).
+const VLANPresent = uint16(bpf.DatapathOvsbpfVlanOVSBPF_VLAN_PRESENT)
 
-// VLANPresent is the vlan_tci bit that says a tag is present.
-const VLANPresent = 0x1000
-
-// Fragment bits of Key.NwFrag.
+// Fragment bits of Key.NwFrag (enum ovsbpf_frag).
 const (
-	FragAny   = 1 << 0 // the packet is a fragment
-	FragLater = 1 << 1 // and not the first one
+	FragAny   = uint8(bpf.DatapathOvsbpfFragOVSBPF_FRAG_ANY)   // the packet is a fragment
+	FragLater = uint8(bpf.DatapathOvsbpfFragOVSBPF_FRAG_LATER) // and not the first one
+)
+
+// Where the narrow key keeps the fields FormatFlow and the ARP accessors
+// read as bytes, from the generated layout. ARP's sender and target
+// hardware addresses overlay tp_src..tcp_flags and ct_zone..ct_mark (ARP
+// has no ports and no conntrack); TestLayoutMatchesBTF checks that both
+// runs are the six contiguous bytes the parser copies there.
+const (
+	offEthDst = int(unsafe.Offsetof(Key{}.EthDst))
+	offEthSrc = int(unsafe.Offsetof(Key{}.EthSrc))
+	offNwSrc  = int(unsafe.Offsetof(Key{}.NwSrc))
+	offNwDst  = int(unsafe.Offsetof(Key{}.NwDst))
+	offARPSHA = int(unsafe.Offsetof(Key{}.TpSrc))
+	offARPTHA = int(unsafe.Offsetof(Key{}.CtZone))
 )
 
 // Ethernet types the key formatting knows.
@@ -47,7 +57,7 @@ const (
 	EthTypeIPv6 = 0x86dd
 )
 
-func (k *Key) bytes() *[48]byte { return (*[48]byte)(unsafe.Pointer(k)) }
+func (k *Key) bytes() *[KeySize]byte { return (*[KeySize]byte)(unsafe.Pointer(k)) }
 
 // Raw returns the key's bytes, as the datapath hashes them, for in-place
 // use; the accessors know which fields are big-endian, Raw does not.
@@ -67,7 +77,7 @@ func (k Key) And(m *Mask) Key {
 }
 
 // IsZero reports whether no bit of k is set.
-func (k *Key) IsZero() bool { return *k.bytes() == [48]byte{} }
+func (k *Key) IsZero() bool { return *k.bytes() == [KeySize]byte{} }
 
 // Covers reports whether every bit set in other is set in m.
 func (m *Mask) Covers(other *Mask) bool {
@@ -140,17 +150,17 @@ func (k *Key) TCPFlagBits() uint16 { return be16(k.TcpFlags) }
 
 // ARPSHA returns ARP's sender hardware address, which the key keeps in the
 // bytes of the L4 ports, TCP flags and ct_zone (ARP has none of those).
-func (k *Key) ARPSHA() net.HardwareAddr { return net.HardwareAddr(k.Bytes()[32:38]) }
+func (k *Key) ARPSHA() net.HardwareAddr { return net.HardwareAddr(k.Bytes()[offARPSHA : offARPSHA+6]) }
 
 // ARPTHA returns ARP's target hardware address (the ct_zone and ct_mark
 // bytes of the key).
-func (k *Key) ARPTHA() net.HardwareAddr { return net.HardwareAddr(k.Bytes()[38:44]) }
+func (k *Key) ARPTHA() net.HardwareAddr { return net.HardwareAddr(k.Bytes()[offARPTHA : offARPTHA+6]) }
 
 // SetARPSHA sets ARP's sender hardware address.
-func (k *Key) SetARPSHA(mac [6]byte) { copy(k.bytes()[32:38], mac[:]) }
+func (k *Key) SetARPSHA(mac [6]byte) { copy(k.bytes()[offARPSHA:offARPSHA+6], mac[:]) }
 
 // SetARPTHA sets ARP's target hardware address.
-func (k *Key) SetARPTHA(mac [6]byte) { copy(k.bytes()[38:44], mac[:]) }
+func (k *Key) SetARPTHA(mac [6]byte) { copy(k.bytes()[offARPTHA:offARPTHA+6], mac[:]) }
 
 // IPv6Src returns the IPv6 source of a packet key.
 func (p *PacketKey) IPv6Src() netip.Addr { return netip.AddrFrom16(p.W.Ipv6Src) }
@@ -203,8 +213,8 @@ func FormatFlow(k *Key, m *Mask) string {
 		}
 	}
 	var eth fieldList
-	eth.mac("src", kb[10:16], mb[10:16])
-	eth.mac("dst", kb[4:10], mb[4:10])
+	eth.mac("src", kb[offEthSrc:offEthSrc+6], mb[offEthSrc:offEthSrc+6])
+	eth.mac("dst", kb[offEthDst:offEthDst+6], mb[offEthDst:offEthDst+6])
 	if s := eth.String(); s != "" {
 		add("eth(" + s + ")")
 	}
@@ -226,11 +236,11 @@ func FormatFlow(k *Key, m *Mask) string {
 	switch ethType {
 	case EthTypeARP:
 		var a fieldList
-		a.ip("sip", kb[20:24], mb[20:24])
-		a.ip("tip", kb[24:28], mb[24:28])
+		a.ip("sip", kb[offNwSrc:offNwSrc+4], mb[offNwSrc:offNwSrc+4])
+		a.ip("tip", kb[offNwDst:offNwDst+4], mb[offNwDst:offNwDst+4])
 		a.num("op", uint64(k.NwProto), uint64(m.NwProto), 0xff)
-		a.mac("sha", kb[32:38], mb[32:38])
-		a.mac("tha", kb[38:44], mb[38:44])
+		a.mac("sha", kb[offARPSHA:offARPSHA+6], mb[offARPSHA:offARPSHA+6])
+		a.mac("tha", kb[offARPTHA:offARPTHA+6], mb[offARPTHA:offARPTHA+6])
 		if s := a.String(); s != "" {
 			add("arp(" + s + ")")
 		}
@@ -241,8 +251,8 @@ func FormatFlow(k *Key, m *Mask) string {
 	}
 	var ip fieldList
 	if ethType == EthTypeIPv4 {
-		ip.ip("src", kb[20:24], mb[20:24])
-		ip.ip("dst", kb[24:28], mb[24:28])
+		ip.ip("src", kb[offNwSrc:offNwSrc+4], mb[offNwSrc:offNwSrc+4])
+		ip.ip("dst", kb[offNwDst:offNwDst+4], mb[offNwDst:offNwDst+4])
 	}
 	ip.num("proto", uint64(k.NwProto), uint64(m.NwProto), 0xff)
 	ip.num("tos", uint64(k.NwTos), uint64(m.NwTos), 0xff)

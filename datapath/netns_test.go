@@ -1,11 +1,14 @@
 package datapath
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,6 +125,9 @@ func TestPinnedDatapathOutlivesTheProcessHandles(t *testing.T) {
 	dir := filepath.Join("/sys/fs/bpf", fmt.Sprintf("ovsbpf-test-%d", os.Getpid()))
 	t.Cleanup(func() { os.RemoveAll(dir) })
 
+	layout, err := LayoutVersion()
+	require.NoError(t, err)
+	require.NotContains(t, layout, ".", "bpffs refuses dots in names")
 	d, err := Open(Config{PinPath: dir})
 	require.NoError(t, err)
 	require.NoError(t, d.SetPort(Port{No: 1, Ifindex: ifVM1, Name: "vm1"}))
@@ -132,7 +138,7 @@ func TestPinnedDatapathOutlivesTheProcessHandles(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint32(VerdictRedirect), run(t, d, tcpFrame(t, 0), ifVM1).Verdict)
 	require.NoError(t, d.Close())
-	require.FileExists(t, filepath.Join(dir, LayoutVersion, "flows"))
+	require.FileExists(t, filepath.Join(dir, layout, "flows"))
 
 	// A new daemon finds the flows, their statistics and the counters.
 	d2, err := Open(Config{PinPath: dir})
@@ -150,7 +156,7 @@ func TestPinnedDatapathOutlivesTheProcessHandles(t *testing.T) {
 	_, err = d2.PutFlow(maskOf(l2Switch...), keyFor(1), []Action{Output(1)})
 	require.NoError(t, err)
 	require.NoError(t, d2.Destroy())
-	_, err = os.Stat(filepath.Join(dir, LayoutVersion))
+	_, err = os.Stat(filepath.Join(dir, layout))
 	require.True(t, errors.Is(err, os.ErrNotExist), "Destroy removes the pins")
 }
 
@@ -198,4 +204,24 @@ func TestOutputsSeeThePacketAsAtTheirTurn(t *testing.T) {
 	require.Equal(t, frame[22]-1, got3[0][22], "vm3's copy has its TTL decremented")
 	requireValidChecksums(t, got2[0])
 	requireValidChecksums(t, got3[0])
+}
+
+// A daemon of another build left its pins beside this one's: Open leaves
+// them alone but says so, since their port attachments still run.
+func TestOpenWarnsAboutPinsOfAnotherLayout(t *testing.T) {
+	dir := filepath.Join("/sys/fs/bpf", fmt.Sprintf("ovsbpf-test-other-%d", os.Getpid()))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	other := filepath.Join(dir, "layout-000000000000")
+	require.NoError(t, os.MkdirAll(other, 0o700))
+
+	var logs bytes.Buffer
+	d, err := Open(Config{PinPath: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	require.NoError(t, err)
+	require.NoError(t, d.Destroy())
+	require.Contains(t, logs.String(), "pins of another datapath layout")
+	require.Contains(t, logs.String(), other)
+	require.DirExists(t, other, "another build's pins are not this one's to remove")
+	layout, err := LayoutVersion()
+	require.NoError(t, err)
+	require.Equal(t, 1, strings.Count(logs.String(), "pins of another datapath layout"), "its own layout is no other: %s", layout)
 }

@@ -16,8 +16,8 @@ import (
 	"github.com/ovsbpf/ovsbpf/bpf"
 )
 
-// MaxPorts bounds datapath port numbers: 1..MaxPorts-1.
-const MaxPorts = 1024
+// MaxPorts bounds datapath port numbers: 1..MaxPorts-1 (OVSBPF_MAX_PORTS).
+const MaxPorts = uint16(bpf.DatapathOvsbpfLimitOVSBPF_MAX_PORTS)
 
 // Port is one datapath port: an interface whose ingress the datapath
 // handles and that megaflows can output to.
@@ -76,7 +76,7 @@ func (d *Datapath) SetPort(p Port) error {
 	}
 	var flags uint32
 	if p.Peer {
-		flags |= uint32(1) // OVSBPF_PORT_PEER
+		flags |= uint32(bpf.DatapathOvsbpfPortFlagOVSBPF_PORT_PEER)
 	}
 	if err := d.objs.Ports.Update(uint32(p.No), bpf.DatapathOvsbpfPort{Ifindex: p.Ifindex, Flags: flags}, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("port %d (%s): writing the port table: %w", p.No, p.Name, err)
@@ -211,12 +211,12 @@ func (d *Datapath) recoverPorts() error {
 	}
 	var entry bpf.DatapathOvsbpfPort
 	byIfindex := map[uint32]uint16{}
-	for no := uint32(1); no < MaxPorts; no++ {
+	for no := uint32(1); no < uint32(MaxPorts); no++ {
 		if err := d.objs.Ports.Lookup(no, &entry); err != nil {
 			return fmt.Errorf("reading port %d: %w", no, err)
 		}
 		if entry.Ifindex != 0 {
-			d.ports[uint16(no)] = &portState{Port: Port{No: uint16(no), Ifindex: entry.Ifindex, Peer: entry.Flags&1 != 0}}
+			d.ports[uint16(no)] = &portState{Port: Port{No: uint16(no), Ifindex: entry.Ifindex, Peer: entry.Flags&uint32(bpf.DatapathOvsbpfPortFlagOVSBPF_PORT_PEER) != 0}}
 			byIfindex[entry.Ifindex] = uint16(no)
 		}
 	}
@@ -268,9 +268,9 @@ func (d *Datapath) recoverPorts() error {
 	return nil
 }
 
-// ifindexSlots is IFINDEX_SLOTS in bpf/datapath.c: interfaces below it are
-// found in an array, the rest in a hash.
-const ifindexSlots = 65536
+// ifindexSlots is OVSBPF_IFINDEX_SLOTS: interfaces below it are found in
+// an array, the rest in a hash.
+const ifindexSlots = uint32(bpf.DatapathOvsbpfTableSizeOVSBPF_IFINDEX_SLOTS)
 
 // setIfindexPort records that ifindex is port no (0: no port).
 func (d *Datapath) setIfindexPort(ifindex, no uint32) error {

@@ -7,6 +7,8 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/ovsbpf/ovsbpf/bpf"
 )
 
 // Verdicts a TC program returns, as Run reports them.
@@ -90,8 +92,8 @@ type Executor struct {
 	slot uint32
 }
 
-// MaxExecutors is the number of exec_actions slots in bpf/datapath.c.
-const MaxExecutors = 64
+// MaxExecutors is the number of exec_actions slots (OVSBPF_EXEC_SLOTS).
+const MaxExecutors = int(bpf.DatapathOvsbpfTableSizeOVSBPF_EXEC_SLOTS)
 
 // ErrNoExecSlot is returned when MaxExecutors executors exist already.
 var ErrNoExecSlot = fmt.Errorf("all %d executor slots in use", MaxExecutors)

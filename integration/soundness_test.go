@@ -220,7 +220,7 @@ func checkSoundness(t *testing.T, topo topology, cfg soundnessConfig, seed uint6
 
 	// End to end through the loaded cache, at most MaxMasks masks at a
 	// time.
-	for _, batch := range batchesByMask(flows, datapath.MaxMasks) {
+	for _, batch := range batchesByMask(flows, int(datapath.MaxMasks)) {
 		c.install(batch)
 		for _, d := range batch {
 			for range cfg.frames {

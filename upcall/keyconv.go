@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unsafe"
 
 	"github.com/ovsbpf/ovsbpf/datapath"
 	"github.com/ovsbpf/ovsbpf/flowxlate/field"
@@ -23,18 +24,39 @@ type byteMap struct {
 	off int // in the narrow key
 }
 
+// Where the narrow key (struct ovsbpf_narrow) keeps each field, from the
+// generated layout, never a number kept by hand.
+const (
+	offEthDst   = int(unsafe.Offsetof(datapath.Key{}.EthDst))
+	offEthSrc   = int(unsafe.Offsetof(datapath.Key{}.EthSrc))
+	offEthType  = int(unsafe.Offsetof(datapath.Key{}.EthType))
+	offVLANTCI  = int(unsafe.Offsetof(datapath.Key{}.VlanTci))
+	offNwSrc    = int(unsafe.Offsetof(datapath.Key{}.NwSrc))
+	offNwDst    = int(unsafe.Offsetof(datapath.Key{}.NwDst))
+	offNwProto  = int(unsafe.Offsetof(datapath.Key{}.NwProto))
+	offNwTTL    = int(unsafe.Offsetof(datapath.Key{}.NwTtl))
+	offNwFrag   = int(unsafe.Offsetof(datapath.Key{}.NwFrag))
+	offNwTos    = int(unsafe.Offsetof(datapath.Key{}.NwTos))
+	offTpSrc    = int(unsafe.Offsetof(datapath.Key{}.TpSrc))
+	offTpDst    = int(unsafe.Offsetof(datapath.Key{}.TpDst))
+	offTCPFlags = int(unsafe.Offsetof(datapath.Key{}.TcpFlags))
+	offCTZone   = int(unsafe.Offsetof(datapath.Key{}.CtZone))
+)
+
 // Header fields stored alike in both layouts.
 var commonNarrow = []byteMap{
-	{field.EthDst, 4}, {field.EthSrc, 10}, {field.EthType, 16}, {field.VLANTCI, 18},
-	{field.IPv4Src, 20}, {field.IPv4Dst, 24}, {field.IPProto, 28}, {field.IPTTL, 29},
-	{field.IPFrag, 30}, {field.IPDSCP, 44}, // ip_dscp's storage is the whole TOS byte
+	{field.EthDst, offEthDst}, {field.EthSrc, offEthSrc}, {field.EthType, offEthType}, {field.VLANTCI, offVLANTCI},
+	{field.IPv4Src, offNwSrc}, {field.IPv4Dst, offNwDst}, {field.IPProto, offNwProto}, {field.IPTTL, offNwTTL},
+	{field.IPFrag, offNwFrag}, {field.IPDSCP, offNwTos}, // ip_dscp's storage is the whole TOS byte
 }
 
-// Fields in the narrow key's bytes 32..43 when the packet is not ARP.
-var l4Narrow = []byteMap{{field.TCPSrc, 32}, {field.TCPDst, 34}, {field.TCPFlags, 36}}
+// Fields in the narrow key's L4 bytes when the packet is not ARP.
+var l4Narrow = []byteMap{{field.TCPSrc, offTpSrc}, {field.TCPDst, offTpDst}, {field.TCPFlags, offTCPFlags}}
 
-// ...and when it is.
-var arpNarrow = []byteMap{{field.ARPSHA, 32}, {field.ARPTHA, 38}}
+// ...and when it is: sha overlays tp_src..tcp_flags and tha ct_zone and
+// ct_mark, as the parser copies them (datapath's TestLayoutMatchesBTF
+// checks that both runs are six contiguous bytes).
+var arpNarrow = []byteMap{{field.ARPSHA, offTpSrc}, {field.ARPTHA, offCTZone}}
 
 const ethTypeARP = 0x0806
 
@@ -161,10 +183,10 @@ func MegaflowMask(mask *field.Mask, pk *datapath.PacketKey) (datapath.Mask, erro
 	// The narrow key's bytes mean different things for different
 	// packets: whoever matches on them must also match on what says
 	// what they are.
-	if !allZero(mb[20:48]) {
+	if !allZero(mb[offNwSrc:]) { // from nw_src on, eth_type says what a byte is
 		m.EthType = 0xffff
 	}
-	if !allZero(mb[32:38]) && !isARP {
+	if !allZero(mb[offTpSrc:offCTZone]) && !isARP { // the ports and TCP flags
 		m.NwProto = 0xff
 		m.NwFrag = 0xff // later fragments have no L4 header
 	}

@@ -3,6 +3,7 @@ package upcall
 import (
 	"net"
 	"net/netip"
+	"reflect"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -137,5 +138,28 @@ func TestMegaflowMask(t *testing.T) {
 			k = k.And(&m)
 			require.Equal(t, tc.want, datapath.FormatFlow(&k, &m))
 		})
+	}
+}
+
+// Each flowxlate field copied to or from the narrow key lands on one field
+// of the generated key of its own size (ARP's addresses, which overlay
+// several, are checked against the object's BTF in datapath's
+// TestLayoutMatchesBTF).
+func TestByteMapsMatchTheNarrowKey(t *testing.T) {
+	key := reflect.TypeFor[datapath.Key]()
+	at := map[int]reflect.StructField{}
+	for i := range key.NumField() {
+		if f := key.Field(i); f.Name != "_" {
+			at[int(f.Offset)] = f
+		}
+	}
+	for _, bm := range append(append([]byteMap{}, commonNarrow...), l4Narrow...) {
+		d := field.Lookup(bm.id)
+		f, ok := at[bm.off]
+		require.True(t, ok, "%s: offset %d starts no field of the narrow key", d.Name, bm.off)
+		require.Equal(t, int(f.Type.Size()), d.Size, "%s is stored in %s", d.Name, f.Name)
+	}
+	for _, bm := range arpNarrow {
+		require.LessOrEqual(t, bm.off+field.Lookup(bm.id).Size, datapath.KeySize)
 	}
 }

@@ -108,8 +108,8 @@ func New(cfg Config) (*Slowpath, error) {
 	if cfg.MaxIdle <= 0 {
 		cfg.MaxIdle = 10 * time.Second
 	}
-	if cfg.FlowLimit <= 0 || cfg.FlowLimit > datapath.MaxFlows-1 {
-		cfg.FlowLimit = datapath.MaxFlows - 1
+	if cfg.FlowLimit <= 0 || cfg.FlowLimit > int(datapath.MaxFlows)-1 {
+		cfg.FlowLimit = int(datapath.MaxFlows) - 1
 	}
 	if cfg.RevalidateEvery <= 0 {
 		cfg.RevalidateEvery = 500 * time.Millisecond

@@ -18,29 +18,42 @@
 
 #include "key.h"
 
-/* Masks searched per packet. Each costs a 48-byte hash lookup (about 1.3x
- * an empty program); OVN's megaflows on one chassis need a handful, and 32
- * bounds the worst case near 40x. The slow path refuses new masks beyond
- * this and sends such packets to user space instead. */
-#define OVSBPF_MAX_MASKS 32
+/*
+ * The datapath's limits. Each sizes a map or an array in a map value; they
+ * are an enum rather than #defines so that bpf2go -type exports them and
+ * Go's limits are these values, not copies (TestLayoutMatchesBTF checks the
+ * maps against them).
+ */
+enum ovsbpf_limit {
+	/* Masks searched per packet. Each costs a 48-byte hash lookup (about
+	 * 1.3x an empty program); OVN's megaflows on one chassis need a
+	 * handful, and 32 bounds the worst case near 40x. The slow path
+	 * refuses new masks beyond this and sends such packets to user space
+	 * instead. */
+	OVSBPF_MAX_MASKS = 32,
 
-/* Actions per megaflow. Eight covers a switch's output with a rewrite and
- * a router's TTL decrement and MAC rewrites; longer lists stay in the slow
- * path. */
-#define OVSBPF_MAX_ACTIONS 8
+	/* Actions per megaflow. Eight covers a switch's output with a rewrite
+	 * and a router's TTL decrement and MAC rewrites; longer lists stay in
+	 * the slow path. */
+	OVSBPF_MAX_ACTIONS = 8,
 
-/* Datapath ports (VIFs). Port numbers index an array. */
-#define OVSBPF_MAX_PORTS 1024
+	/* Datapath ports (VIFs). Port numbers index an array. */
+	OVSBPF_MAX_PORTS = 1024,
 
-/* Megaflows, and so action lists, the datapath holds. Flow ids index
- * arrays of this size; the revalidator keeps the count below it (OVS's
- * default flow limit is 200,000 on much larger hosts). */
-#define OVSBPF_MAX_FLOWS 65536
+	/* Megaflows, and so action lists, the datapath holds. Flow ids index
+	 * arrays of this size; the revalidator keeps the count below it (OVS's
+	 * default flow limit is 200,000 on much larger hosts). */
+	OVSBPF_MAX_FLOWS = 65536,
 
-/* Recirculations per packet: a ct() then a second lookup, as OVN's
- * stateful ACLs and load balancers need, and room for one more. A loop
- * beyond this is a slow-path bug; the packet is dropped and counted. */
-#define OVSBPF_MAX_PASSES 4
+	/* Recirculations per packet: a ct() then a second lookup, as OVN's
+	 * stateful ACLs and load balancers need, and room for one more. A loop
+	 * beyond this is a slow-path bug; the packet is dropped and counted. */
+	OVSBPF_MAX_PASSES = 4,
+
+	/* The frame bytes an upcall carries: a whole frame at a 1500-byte
+	 * MTU. */
+	OVSBPF_UPCALL_MAX_FRAME = 1514,
+};
 
 struct ovsbpf_mask {
 	struct ovsbpf_narrow bits; /* 1 bits: the key bits this mask keeps */
@@ -69,8 +82,10 @@ enum ovsbpf_action_type {
 	OVSBPF_ACTION__MAX,
 };
 
-/* OVSBPF_ACTION_CT flags. */
-#define OVSBPF_CT_COMMIT 1
+/* OVSBPF_ACTION_CT flags, in data[0]. */
+enum ovsbpf_ct_flag {
+	OVSBPF_CT_COMMIT = 1,
+};
 
 struct ovsbpf_action {
 	__u16 type; /* enum ovsbpf_action_type */
@@ -116,9 +131,13 @@ struct ovsbpf_port {
 	__u32 flags;   /* OVSBPF_PORT_* */
 };
 
-/* The port's interface is the host side of a veth pair: deliver into the
- * peer (the VM's side) directly, skipping the host side's transmit. */
-#define OVSBPF_PORT_PEER 1
+/* struct ovsbpf_port flags. */
+enum ovsbpf_port_flag {
+	/* The port's interface is the host side of a veth pair: deliver into
+	 * the peer (the VM's side) directly, skipping the host side's
+	 * transmit. */
+	OVSBPF_PORT_PEER = 1,
+};
 
 /* Why a packet went to user space. */
 enum ovsbpf_upcall_reason {
@@ -127,9 +146,6 @@ enum ovsbpf_upcall_reason {
 	OVSBPF_UPCALL_TTL,       /* TTL expired on decrement */
 	OVSBPF_UPCALL_CT,        /* a ct() action, until eBPF conntrack exists */
 };
-
-/* The frame bytes an upcall carries: a whole frame at a 1500-byte MTU. */
-#define OVSBPF_UPCALL_MAX_FRAME 1514
 
 struct ovsbpf_upcall {
 	__u32 reason; /* enum ovsbpf_upcall_reason */

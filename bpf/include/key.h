@@ -18,13 +18,23 @@
 
 #include <linux/types.h>
 
+/*
+ * Flag values are enums, not #defines, so that they reach the object's BTF
+ * and bpf2go -type gives Go the same constants: the C is their one
+ * definition.
+ */
+
 /* nw_frag bits, as OVS defines them. */
-#define OVSBPF_FRAG_ANY   (1 << 0) /* the packet is a fragment */
-#define OVSBPF_FRAG_LATER (1 << 1) /* ...and not the first one */
+enum ovsbpf_frag {
+	OVSBPF_FRAG_ANY = 1 << 0,   /* the packet is a fragment */
+	OVSBPF_FRAG_LATER = 1 << 1, /* ...and not the first one */
+};
 
 /* vlan_tci bit meaning "a tag is present" (the 802.1Q CFI/DEI bit, as OVS
  * uses it in flow keys). */
-#define OVSBPF_VLAN_PRESENT 0x1000
+enum ovsbpf_vlan {
+	OVSBPF_VLAN_PRESENT = 0x1000,
+};
 
 struct ovsbpf_narrow {
 	__u16 in_port;   /* datapath port the packet came in on */

@@ -9,6 +9,14 @@
  * parsed: parse_packet returns why (enum ovsbpf_drop) and the caller drops
  * the packet and counts it. A malformed packet is never forwarded on a
  * guess.
+ *
+ * The parser reads the skb's linear part directly. Headers may lie beyond
+ * it: a packet socket puts only the Ethernet header there for a frame
+ * larger than a page, and a tap or a GSO packet as much as its sender
+ * chose. When a header the parser needs lies past the linear part but
+ * inside the packet, parse_packet pulls the headers in with
+ * bpf_skb_pull_data and parses again; a packet whose headers are linear
+ * (nearly all of them) never pays for the pull.
  */
 #ifndef OVSBPF_PARSE_H
 #define OVSBPF_PARSE_H
@@ -45,14 +53,25 @@ enum ovsbpf_drop {
 	OVSBPF_DROP__MAX,
 };
 
-/* Extension headers the parser follows before it gives up on an IPv6
- * packet. RFC 8200 recommends a handful at most; real traffic carries one
- * or two. Six also keeps the verifier's work bounded. */
-#define IPV6_MAX_EXT 6
+/* The parser's bounds (an enum, so that tests read them from BTF). */
+enum ovsbpf_parse_limit {
+	/* Extension headers the parser follows before it gives up on an
+	 * IPv6 packet. RFC 8200 recommends a handful at most; real traffic
+	 * carries one or two. Six also keeps the verifier's work bounded. */
+	IPV6_MAX_EXT = 6,
 
-/* Neighbour discovery options examined after the target address: the
- * source or target link-layer option is normally the first. */
-#define ND_MAX_OPTS 2
+	/* Neighbour discovery options examined after the target address:
+	 * the source or target link-layer option is normally the first. */
+	ND_MAX_OPTS = 2,
+
+	/* Bytes made linear when a header lies past the linear part: the
+	 * longest header stack met in practice, Ethernet, a VLAN tag, IPv6
+	 * with a few extension headers and neighbour discovery with its
+	 * options (about 180 bytes), with room to spare. A packet whose
+	 * headers go beyond it is still dropped as cut short. Only such
+	 * packets pay for the copy. */
+	OVSBPF_PULL_LEN = 256,
+};
 
 #define IP_MF     0x2000
 #define IP_OFFSET 0x1fff
@@ -79,11 +98,14 @@ struct sctp_ports {
 
 /* The packet's bytes as the parser sees them: [data, end) is the linear
  * part, len the whole frame. The parser records where the L3 and L4
- * headers start (0: none), for the actions that rewrite them. */
+ * headers start (0: none), for the actions that rewrite them, and whether
+ * it stopped short of a header at the end of the linear part without
+ * failing (cut: the neighbour discovery options). */
 struct pkt {
 	void *data, *end;
 	__u32 len;
 	__u16 l3_off, l4_off;
+	__u8 cut;
 };
 
 static __always_inline int parse_l4(struct pkt *p, void *l4, __u8 proto, struct ovsbpf_key *key)
@@ -142,8 +164,13 @@ static __always_inline int parse_l4(struct pkt *p, void *l4, __u8 proto, struct 
 		__u8 *opt = target + 16;
 #pragma unroll
 		for (int i = 0; i < ND_MAX_OPTS; i++) {
-			if ((void *)(opt + 2) > p->end)
-				break; /* no more options */
+			if ((void *)(opt + 2) > p->end) {
+				/* No more options, unless they lie past
+				 * the linear part. */
+				if ((void *)opt - p->data + 2 <= p->len)
+					p->cut = 1;
+				break;
+			}
 			__u8 len = opt[1];
 			if (len == 0)
 				return OVSBPF_DROP_BAD_ND;
@@ -267,12 +294,8 @@ static __always_inline int parse_ipv6(struct pkt *p, void *l3, struct ovsbpf_key
 	return parse_l4(p, h, nh, key);
 }
 
-/*
- * parse_packet fills key from skb (key must be zeroed, and its metadata,
- * in_port and recirc_id, set by the caller) and p with where the headers
- * are, and returns OVSBPF_PARSE_OK or the reason to drop the packet.
- */
-static __always_inline int parse_packet(struct __sk_buff *skb, struct ovsbpf_key *key, struct pkt *p)
+/* parse_linear is parse_packet on the linear part alone. */
+static __always_inline int parse_linear(struct __sk_buff *skb, struct ovsbpf_key *key, struct pkt *p)
 {
 	*p = (struct pkt){
 		.data = (void *)(long)skb->data,
@@ -318,6 +341,35 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct ovsbpf_key
 		return parse_ipv6(p, l3, key);
 	}
 	return OVSBPF_PARSE_OK; /* other Ethernet types: L2 fields only */
+}
+
+/*
+ * parse_packet fills key from skb (key must be zeroed, and its metadata,
+ * in_port and recirc_id, set by the caller) and p with where the headers
+ * are, and returns OVSBPF_PARSE_OK or the reason to drop the packet.
+ *
+ * When the linear part ended before the headers did (a failure, or
+ * options not read, in a packet longer than its linear part), the first
+ * OVSBPF_PULL_LEN bytes are pulled into the linear part and the packet is
+ * parsed again. The pull moves the packet's data, so every pointer into it
+ * taken before is stale: the second parse starts from skb->data afresh.
+ */
+static __always_inline int parse_packet(struct __sk_buff *skb, struct ovsbpf_key *key, struct pkt *p)
+{
+	__u16 in_port = key->n.in_port, recirc_id = key->n.recirc_id;
+	int r = parse_linear(skb, key, p);
+	if (r == OVSBPF_PARSE_OK && !p->cut)
+		return r;
+	__u32 linear = p->end - p->data;
+	__u32 want = p->len < OVSBPF_PULL_LEN ? p->len : OVSBPF_PULL_LEN;
+	if (linear >= want)
+		return r; /* the headers were all there: malformed */
+	if (bpf_skb_pull_data(skb, want) < 0)
+		return r;
+	__builtin_memset(key, 0, sizeof(*key));
+	key->n.in_port = in_port;
+	key->n.recirc_id = recirc_id;
+	return parse_linear(skb, key, p);
 }
 
 #endif

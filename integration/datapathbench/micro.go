@@ -8,7 +8,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/ovsbpf/ovsbpf/bpf"
+	"github.com/ovsbpf/ovsbpf/bpf/testprogs"
 	"github.com/ovsbpf/ovsbpf/datapath"
 )
 
@@ -107,8 +107,8 @@ var microCases = []microCase{
 
 // micro prints the per-packet figures.
 func micro(out func(name string, v float64)) error {
-	var empty bpf.HashCostObjects
-	if err := bpf.LoadHashCostObjects(&empty, nil); err != nil {
+	var empty testprogs.HashCostObjects
+	if err := testprogs.LoadHashCostObjects(&empty, nil); err != nil {
 		return fmt.Errorf("loading the empty program: %w", err)
 	}
 	defer empty.Close()

@@ -151,7 +151,7 @@ func (p *Ports) Reconcile(st ovsdb.LocalState) Result {
 // then takes the lowest free number.
 func pickNumber(li ovsdb.LocalInterface, used map[uint16]bool) uint16 {
 	for _, n := range []int{li.OFPortRequest, li.OFPort} {
-		if n > 0 && n < datapath.MaxPorts && !used[uint16(n)] {
+		if n > 0 && n < int(datapath.MaxPorts) && !used[uint16(n)] {
 			return uint16(n)
 		}
 	}

@@ -29,6 +29,9 @@ struct {
 	__type(value, struct parse_result);
 } result SEC(".maps");
 
+/* Force BTF for the parser's bounds, which the tests read (bpf2go -type). */
+const enum ovsbpf_parse_limit *unused_parse_limit __attribute__((unused));
+
 SEC("tc")
 int test_parse(struct __sk_buff *skb)
 {

@@ -1,4 +1,4 @@
-package bpf
+package testprogs
 
 import (
 	"encoding/binary"
@@ -258,8 +258,8 @@ func TestParseDropsMalformedFrames(t *testing.T) {
 	ns := frame(t, eth(layers.EthernetTypeIPv6), ipv6(layers.IPProtocolICMPv6),
 		&layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(135, 0)},
 		&layers.ICMPv6NeighborSolicitation{TargetAddress: ip6B, Options: layers.ICMPv6Options{{Type: layers.ICMPv6OptSourceAddress, Data: macA}}})
-	var sevenHops []byte
-	for i := 0; i < 7; i++ {
+	var sevenHops []byte // one more than the parser follows
+	for range TestParseOvsbpfParseLimitIPV6MAX_EXT + 1 {
 		sevenHops = append(sevenHops, hopByHop(0)...)
 	}
 	l2 := func(typ uint16, rest ...byte) []byte {
