@@ -47,7 +47,7 @@ bench-flowxlate: ## translate a Southbound DB from a large topology; prints name
 bench-datapath: ## the eBPF datapath beside an empty program, a Linux bridge and OVS userspace (root); prints name value lines
 	./integration/bench/datapath.sh
 
-demo: build ## bring up an OVN topology and trace packets with ovsbpfctl beside ovn-trace
+demo: setup build ## bring up an OVN topology and trace packets with ovsbpfctl beside ovn-trace (installs what it needs, as make test does)
 	./scripts/demo.sh
 
 clean:
