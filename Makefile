@@ -17,7 +17,7 @@ build: ## build every package and the binaries into bin/
 setup: ## install the Debian packages the tests need and mount bpffs (as root)
 	./scripts/setup.sh
 
-test: setup lint check-generated unit race fuzz ## everything CI runs: lint, generated files, all tests (no skips allowed), bounded fuzzing
+test: setup lint check-generated unit race fuzz ## everything CI runs: lint, generated files, all tests (no skips allowed), the concurrent ones under -race, bounded fuzzing
 
 unit: ## run all tests; a skipped test fails the run
 	$(GO) test -json -count=1 -timeout 20m ./... | $(GO) run ./internal/testreport
@@ -52,7 +52,7 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-bench-flowxlate: ## translate a Southbound DB from a large topology; prints name value lines
+bench-flowxlate: ## translate a Southbound DB from a large topology, beside a stock ovn-controller on it; prints name value lines
 	./integration/bench/flowxlate.sh
 
 bench-datapath: ## the eBPF datapath beside an empty program, a Linux bridge and OVS userspace (root); prints name value lines
