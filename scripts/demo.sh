@@ -18,6 +18,14 @@ set -euo pipefail
 export PATH=/usr/local/go/bin:$PATH
 cd "$(dirname "$0")/.."
 
+# make demo installs these first (scripts/setup.sh); run directly, say what is missing.
+for p in ovsdb-tool:openvswitch-common ovsdb-server:openvswitch-common ovs-vsctl:openvswitch-switch \
+	ovn-northd:ovn-central ovn-nbctl:ovn-common ovn-trace:ovn-common ip:iproute2 ping:iputils-ping \
+	iperf3:iperf3 sysctl:procps; do
+	command -v "${p%%:*}" >/dev/null ||
+		{ echo "demo: ${p%%:*} not found: install ${p#*:} (make demo runs scripts/setup.sh, which does)" >&2; exit 1; }
+done
+
 ctl=${OVSBPFCTL:-bin/ovsbpfctl}
 daemon=${OVSBPFD:-bin/ovsbpfd}
 [[ -x $ctl && -x $daemon ]] || go build -o bin/ ./cmd/ovsbpfctl ./cmd/ovsbpfd
@@ -27,6 +35,9 @@ netns=()
 cleanup() {
 	for ns in "${netns[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	# iperf3 -D detaches (so it is not our child) and outlives its namespace's
+	# name if the client never connected.
+	[[ -s $dir/iperf.pid ]] && kill "$(cat "$dir/iperf.pid")" 2>/dev/null || true
 	wait 2>/dev/null || true
 	rm -rf "$dir"
 }

@@ -8,6 +8,7 @@ packages=(
 	ovn-central ovn-host openvswitch-switch openvswitch-common # ovsdb-server, ovn-northd, ovn-trace, ovn-nbctl
 	clang-19 llvm-19 libbpf-dev bpftool                        # eBPF C, bpf2go
 	iproute2 iputils-ping ethtool tcpdump iperf3 bc            # network namespaces and traffic
+	procps                                                     # sysctl in the VMs' namespaces (not in minimal images)
 	python3-scapy                                              # crafted packets
 )
 

@@ -19,6 +19,11 @@
 # on every run, and a running northd recomputes on every transaction; both
 # grow with the database, which made the build minutes long.)
 #
+# The same run brings up the peer, a stock OVN chassis, on the same
+# Southbound (integration/bench/stockchassis.sh, which documents its
+# figures), and prints the ratios of the two: see the end of this script.
+# PEER=0 leaves it out (quicker, e.g. for profiling).
+#
 # Every daemon runs as a child of this script with its sockets, pid file and
 # logs in a fresh directory, which is removed on exit. Set KEEP_DIR=1 to
 # keep it, KEEP_SNAPSHOT=FILE to keep the Southbound snapshot (JSON), and
@@ -30,12 +35,13 @@ SWITCHES=${SWITCHES:-200}
 PORTS_PER_SWITCH=${PORTS_PER_SWITCH:-50}
 ACLS_PER_SWITCH=${ACLS_PER_SWITCH:-100}
 ACLS_PER_TXN=100
+PEER=${PEER:-1} # 0 leaves out the stock chassis
 
 log() { echo "bench-flowxlate: $*" >&2; }
 die() { log "$*"; exit 1; }
 
 for p in ovsdb-server:openvswitch-common ovsdb-tool:openvswitch-common ovsdb-client:openvswitch-common \
-	ovn-northd:ovn-central ovn-nbctl:ovn-common ovn-trace:ovn-common go:golang; do
+	ovn-northd:ovn-central ovn-nbctl:ovn-common ovn-trace:ovn-common go:golang bc:bc; do
 	command -v "${p%%:*}" >/dev/null || die "${p%%:*} not found: install ${p#*:} (scripts/setup.sh does)"
 done
 ((SWITCHES >= 1 && SWITCHES <= 65536 && PORTS_PER_SWITCH >= 1 && PORTS_PER_SWITCH <= 253)) ||
@@ -55,6 +61,7 @@ cleanup() {
 	if [[ -n ${KEEP_DIR:-} ]]; then log "kept $dir"; else rm -rf "$dir"; fi
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM HUP # through cleanup
 
 start_db() { # name schema
 	ovsdb-tool create "$dir/$1.db" "$2"
@@ -141,13 +148,16 @@ build_nb() {
 
 t0=$SECONDS
 start_db nb /usr/share/ovn/ovn-nb.ovsschema
+nb_pid=${pids[-1]}
 start_db sb /usr/share/ovn/ovn-sb.ovsschema
+sb_pid=${pids[-1]}
 log "writing $SWITCHES switches x $PORTS_PER_SWITCH ports, one router, $((SWITCHES * ACLS_PER_SWITCH)) ACLs"
 build_nb
 log "Northbound written after $((SECONDS - t0))s; starting ovn-northd"
 ovn-northd --ovnnb-db="unix:$dir/nb.sock" --ovnsb-db="unix:$dir/sb.sock" --unixctl="$dir/northd.ctl" \
 	--pidfile="$dir/northd.pid" --log-file="$dir/northd.log" --no-chdir 2>>"$dir/northd.err" &
-pids+=($!)
+northd_pid=$!
+pids+=($northd_pid)
 ovn-nbctl --db="unix:$dir/nb.sock" --timeout=1800 --wait=sb sync
 log "Southbound ready after $((SECONDS - t0))s"
 
@@ -185,8 +195,48 @@ else
 	echo "trace_agrees 0"
 fi
 
+# The peer, on the same Southbound: a stock chassis (ovn-controller and
+# ovs-vswitchd, integration/bench/stockchassis.sh) with the first VIF of
+# every logical switch bound to it, so that every logical datapath is local
+# and ovn-controller translates every logical flow. ovn-northd and the
+# Northbound stop first, so that nothing but the chassis' own claims changes
+# the Southbound while it is measured.
+if [[ $PEER == 1 ]]; then
+	kill "$northd_pid" "$nb_pid"
+	wait "$northd_pid" "$nb_pid" 2>/dev/null || true
+	lports=()
+	for ((s = 0; s < SWITCHES; s++)); do lports+=("vm$s-1"); done
+	log "starting a stock chassis with ${#lports[@]} VIFs on the Southbound"
+	# In the background, so that cleanup stops it (and it its daemons) if
+	# this script is stopped; its directory is inside ours.
+	SB_PID=$sb_pid TMPDIR=$dir "$root/integration/bench/stockchassis.sh" "unix:$dir/sb.sock" "${lports[@]}" >"$dir/peer.out" &
+	peer_pid=$!
+	pids+=($peer_pid)
+	wait "$peer_pid" || die "the stock chassis failed (its progress is above)"
+	cat "$dir/peer.out"
+fi
+
 # Stop the OVN daemons so that they do not compete for the two cores, then
 # measure the translation itself.
 stop_daemons
 # shellcheck disable=SC2086 # BENCH_ARGS is a list of flags
-"$dir/flowxlatebench" -snapshot "$snapshot" ${BENCH_ARGS:-}
+"$dir/flowxlatebench" -snapshot "$snapshot" ${BENCH_ARGS:-} | tee "$dir/mine.figures"
+
+# The ratios the issue sets targets for: translate_s (the median wall time
+# of Translator.Load on one core, GOMAXPROCS=1) over the CPU seconds of one
+# full recompute of ovn-controller (at most 0.5), and translate_peak_mb
+# (the peak resident set of the translating process) over the stock
+# chassis' resident set, ovn-controller plus ovs-vswitchd (at most 0.25).
+if [[ $PEER == 1 ]]; then
+	cat "$dir/peer.out" "$dir/mine.figures" | awk '
+		function ratio(name, a, b) {
+			# A tiny topology can recompute in less than a clock tick.
+			if (v[b] > 0) printf "%s %.3f\n", name, v[a] / v[b]; else printf "%s nan\n", name
+		}
+		{ v[$1] = $2 }
+		END {
+			ratio("translate_s_over_ovn_controller_recompute_cpu_s", "translate_s", "ovn_controller_recompute_cpu_s")
+			ratio("translate_cpu_s_over_ovn_controller_recompute_cpu_s", "translate_cpu_s", "ovn_controller_recompute_cpu_s")
+			ratio("translate_peak_mb_over_ovn_chassis_rss_mb", "translate_peak_mb", "ovn_chassis_rss_mb")
+		}'
+fi

@@ -36,7 +36,11 @@ func TestMain(m *testing.M) {
 	}
 	ovsbpfctl, ovsbpfd = filepath.Join(dir, "ovsbpfctl"), filepath.Join(dir, "ovsbpfd")
 	for bin, pkg := range map[string]string{ovsbpfctl: "./cmd/ovsbpfctl", ovsbpfd: "./cmd/ovsbpfd"} {
-		cmd := exec.Command("go", "build", "-o", bin, pkg)
+		args := []string{"build", "-o", bin}
+		if raceBuild {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, pkg)...)
 		cmd.Dir = "../.."
 		if out, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", pkg, err, out)
@@ -86,6 +90,13 @@ func startChassis(t *testing.T, sbRemote, pinPath string) *chassis {
 	ch.db.VSCtl(t, "--no-wait", "init")
 	ch.db.VSCtl(t, "--no-wait", "set", "Open_vSwitch", ".", "external_ids:system-id=chassis-1", "external_ids:ovn-remote="+sbRemote)
 	t.Cleanup(func() {
+		// Runs after every run of ovsbpfd has stopped (cleanups run in
+		// reverse). Under -race the detector writes its reports to the
+		// daemon's stderr, which is the log, and lets the daemon run on.
+		if b, _ := os.ReadFile(ch.log); bytes.Contains(b, []byte("WARNING: DATA RACE")) {
+			_, report, _ := bytes.Cut(b, []byte("==================\nWARNING: DATA RACE"))
+			t.Errorf("ovsbpfd reported a data race:\n%.6000s", report)
+		}
 		if t.Failed() {
 			t.Logf("ovsbpfd log:\n%s", tail(ch.log, 80))
 		}

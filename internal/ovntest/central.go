@@ -176,8 +176,13 @@ func (d *daemon) status() string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "--- %s: %s; log %s\n", d.name, state, d.log)
-	if s := strings.TrimSpace(d.stderr.String()); s != "" && state != "running" {
-		fmt.Fprintf(&b, "stderr:\n%s\n", s)
+	// Read stderr only once the daemon has exited: until then exec's copying
+	// goroutine writes the buffer, and cmd.Wait returning (before done is
+	// closed) is what orders its last write before this read.
+	if state != "running" {
+		if s := strings.TrimSpace(d.stderr.String()); s != "" {
+			fmt.Fprintf(&b, "stderr:\n%s\n", s)
+		}
 	}
 	b.WriteString(tail(d.log, logTailLines))
 	return b.String()

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestStartTraceAndCleanup(t *testing.T) {
@@ -113,5 +114,34 @@ func TestShellQuote(t *testing.T) {
 		if got := ShellQuote(in); got != want {
 			t.Errorf("ShellQuote(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestStatusOfRunningDaemon asks for a daemon's status while it runs and has
+// written to stderr: exec's copying goroutine owns the buffer until the
+// daemon exits, so status must not read it before then (go test -race
+// failed here when it did), and shows it after.
+func TestStatusOfRunningDaemon(t *testing.T) {
+	ready := filepath.Join(t.TempDir(), "ready")
+	d := &daemon{name: "sh", log: filepath.Join(t.TempDir(), "none.log")}
+	if err := d.start(os.Environ(), []string{"sh", "-c", "echo complaint >&2; touch " + ready + "; exec sleep 30"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.stop)
+	for i := 0; ; i++ {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		if i == 500 {
+			t.Fatal("the child did not start within 5 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := d.status(); !strings.Contains(s, "sh: running") || strings.Contains(s, "complaint") {
+		t.Fatalf("status of a running daemon: want running, without its stderr:\n%s", s)
+	}
+	d.stop()
+	if s := d.status(); !strings.Contains(s, "EXITED") || !strings.Contains(s, "stderr:\ncomplaint") {
+		t.Fatalf("status of an exited daemon: want EXITED and its stderr:\n%s", s)
 	}
 }
