@@ -40,6 +40,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -609,29 +610,47 @@ func (c *chassisUnderTest) runAgreeingFrame(rng *rand.Rand, d *decision, install
 	}
 	// Every output but the last of the action list left as a clone, to
 	// its port's veth; the last is the frame the program returns with
-	// its redirect. (The list may order outputs otherwise than the
-	// pipeline: see upcall.BuildActions.)
-	acts := matching.flow.Actions
-	redirected := -1
-	if last := acts[len(acts)-1]; last.Type == datapath.ActionOutput {
-		for i, o := range outs {
-			if o.Port == last.Port {
-				redirected = i
-			}
-		}
+	// its redirect. The list may order the copies otherwise than the
+	// pipeline (upcall.BuildActions), and a port may get more than one
+	// (a switch's flood and a router's copy back to the same VM), so each
+	// port's copies are compared with the pipeline's as sets.
+	copies := map[uint16][]string{}
+	for _, o := range outs {
+		k := headersOnly(o.Key)
+		copies[o.Port] = append(copies[o.Port], ovn.FormatFlow(&k))
 	}
-	for i, o := range outs {
-		var sent []byte
-		if i == redirected {
-			sent = r.Frame
-		} else if sent = c.captures[o.Port].Next(outputWait); sent == nil {
-			t.Errorf("%s: frame %x: output %d of %d, to port %d, never arrived", d.label, frame, i+1, len(outs), o.Port)
-			return true
+	redirectedTo := uint16(0)
+	if last := matching.flow.Actions[len(matching.flow.Actions)-1]; last.Type == datapath.ActionOutput {
+		redirectedTo = last.Port
+	}
+	if _, ok := copies[redirectedTo]; !ok {
+		t.Errorf("%s: frame %x: the cache redirected it to port %d, to which the pipeline sends nothing", d.label, frame, redirectedTo)
+		return true
+	}
+	for port, keys := range copies {
+		var got []string
+		sent := func(b []byte) {
+			k := headersOnly(upcall.PacketFields(ptr(c.parse(b, port))))
+			got = append(got, ovn.FormatFlow(&k))
 		}
-		wantOut, gotOut := headersOnly(o.Key), headersOnly(upcall.PacketFields(ptr(c.parse(sent, o.Port))))
-		if wantOut != gotOut {
-			t.Errorf("%s: the cache sent frame %x to port %d (output %d of %d) as %x\nthe pipeline's packet: %s\nthe cache's packet:    %s",
-				d.label, frame, o.Port, i+1, len(outs), sent, ovn.FormatFlow(&wantOut), ovn.FormatFlow(&gotOut))
+		clones := len(keys)
+		if port == redirectedTo {
+			sent(r.Frame)
+			clones--
+		}
+		for range clones {
+			b := c.captures[port].Next(outputWait)
+			if b == nil {
+				t.Errorf("%s: frame %x: port %d got %d of its %d copies", d.label, frame, port, len(got), len(keys))
+				return true
+			}
+			sent(b)
+		}
+		slices.Sort(keys)
+		slices.Sort(got)
+		if !slices.Equal(keys, got) {
+			t.Errorf("%s: the cache sent frame %x to port %d as\n  %s\nthe pipeline sends it as\n  %s",
+				d.label, frame, port, strings.Join(got, "\n  "), strings.Join(keys, "\n  "))
 		}
 	}
 	return true
