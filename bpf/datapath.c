@@ -94,7 +94,7 @@ struct {
 /* Flow id -> its action list. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, OVSBPF_MAX_FLOWS);
+	__uint(max_entries, OVSBPF_MAX_FLOWS + 1); /* flow id 0 is never used */
 	__type(key, __u32);
 	__type(value, struct ovsbpf_actions);
 } flow_actions SEC(".maps");
@@ -103,7 +103,7 @@ struct {
  * shared cache line; user space sums the CPUs. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, OVSBPF_MAX_FLOWS);
+	__uint(max_entries, OVSBPF_MAX_FLOWS + 1);
 	__type(key, __u32);
 	__type(value, struct ovsbpf_stats);
 } flow_stats SEC(".maps");
@@ -116,7 +116,7 @@ struct {
  * written at most HZ times a second whatever its packet rate. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, OVSBPF_MAX_FLOWS);
+	__uint(max_entries, OVSBPF_MAX_FLOWS + 1);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, __u64);
@@ -423,38 +423,54 @@ static __always_inline void vlan_moved(struct pkt *p, int delta)
 		p->l4_off += delta;
 }
 
-/* execute runs a megaflow's actions. Every output but the last goes out as
- * a clone, sent before any later action changes the packet; the last
- * output, if no action follows it, takes the packet itself. No output:
- * drop.
+/* Where an action list's pending output stands between blocks. An output
+ * is held back until the next action or the list's end, so the last output,
+ * if no action follows it, takes the packet itself and only the others cost
+ * a clone. */
+struct exec_state {
+	__u32 out_ifindex; /* the output held back; 0: none */
+	__u32 out_flags;   /* its port's OVSBPF_PORT_* */
+};
+
+/* flush sends the held-back output as a clone of the packet as it is now:
+ * before an action changes the packet, so that output sees the packet as
+ * the actions before it left it (OVS semantics), not as later ones do. */
+static __always_inline void flush(struct __sk_buff *skb, struct exec_state *st)
+{
+	if (st->out_ifindex) {
+		bpf_clone_redirect(skb, st->out_ifindex, 0);
+		st->out_ifindex = 0;
+	}
+}
+
+/* exec_block's verdicts besides TC_ACT_SHOT and EXEC_RECIRC: the block
+ * ended the list, or the list goes on in the next block. */
+#define EXEC_DONE 1001
+#define EXEC_NEXT 1002
+
+/* exec_block runs one block of an action list (OVSBPF_MAX_ACTIONS actions).
  *
  * It is a global (non-static, not inlined) function so the verifier checks
- * it once on its own instead of once for every path through the parser:
- * inlined, the program took 640,000 of the 1,000,000 instructions the
- * verifier allows; apart, about 41,000.
- *
- * clone_all is for ovsbpf_execute: see there. */
-__attribute__((noinline)) int execute(struct __sk_buff *skb, struct ovsbpf_key *key, struct pkt *p, struct ovsbpf_actions *acts, int clone_all)
+ * it once on its own instead of once for every path through the parser and
+ * every block of the list: inlined, the program took 640,000 of the
+ * 1,000,000 instructions the verifier allows; apart, about 41,000. */
+__attribute__((noinline)) int exec_block(struct __sk_buff *skb, struct ovsbpf_key *key, struct pkt *p, const struct ovsbpf_actions *blk, struct exec_state *st)
 {
-	__u32 out_ifindex = 0, out_flags = 0;
-
-	if (!skb || !key || !p || !acts) /* a global function checks its pointers */
+	if (!skb || !key || !p || !blk || !st) /* a global function checks its pointers */
 		return TC_ACT_SHOT;
 
 	for (int i = 0; i < OVSBPF_MAX_ACTIONS; i++) {
-		struct ovsbpf_action *a = &acts->a[i];
+		const struct ovsbpf_action *a = &blk->a[i];
 		int err = 0;
-		if (out_ifindex && a->type != OVSBPF_ACTION_OUTPUT && a->type != OVSBPF_ACTION_END) {
+		if (a->type != OVSBPF_ACTION_OUTPUT && a->type != OVSBPF_ACTION_END)
 			/* The output waiting for a later one leaves now, before
 			 * this action changes the packet (or ends the list): each
 			 * output sends the packet as the actions before it left
 			 * it, as in Open vSwitch. */
-			bpf_clone_redirect(skb, out_ifindex, 0);
-			out_ifindex = 0;
-		}
+			flush(skb, st);
 		switch (a->type) {
 		case OVSBPF_ACTION_END:
-			goto done;
+			return EXEC_DONE;
 		case OVSBPF_ACTION_OUTPUT: {
 			__u32 port_no = a->port;
 			struct ovsbpf_port *port = bpf_map_lookup_elem(&ports, &port_no);
@@ -462,10 +478,9 @@ __attribute__((noinline)) int execute(struct __sk_buff *skb, struct ovsbpf_key *
 				err = -1;
 				break;
 			}
-			if (out_ifindex)
-				bpf_clone_redirect(skb, out_ifindex, 0);
-			out_ifindex = port->ifindex;
-			out_flags = port->flags;
+			flush(skb, st);
+			st->out_ifindex = port->ifindex;
+			st->out_flags = port->flags;
 			break;
 		}
 		case OVSBPF_ACTION_SET_ETH_SRC:
@@ -549,18 +564,80 @@ __attribute__((noinline)) int execute(struct __sk_buff *skb, struct ovsbpf_key *
 			return TC_ACT_SHOT;
 		}
 	}
+	return EXEC_NEXT;
+}
+
+/* Blocks for megaflows' lists beyond their first: one for every eight
+ * flows. A flood to 256 ports takes 31, so at the default size 800 such
+ * floods fit, and the whole pool takes 3.4 MB. */
+#define ACTION_POOL_BLOCKS (OVSBPF_MAX_FLOWS / 8)
+
+/* Blocks of action lists longer than one block. Index 0 is none; 1 up to
+ * the pool size go to megaflows (user space sizes the pool at load time,
+ * from its flow limit, through max_entries); above them each exec_actions
+ * slot has OVSBPF_MAX_ACTION_BLOCKS - 1 of its own. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 + ACTION_POOL_BLOCKS + OVSBPF_EXEC_SLOTS * (OVSBPF_MAX_ACTION_BLOCKS - 1));
+	__type(key, __u32);
+	__type(value, struct ovsbpf_actions);
+} action_blocks SEC(".maps");
+
+/* execute runs a megaflow's action list, block by block. Every output but
+ * the last goes out as a clone (bpf_clone_redirect), sent before any later
+ * action changes the packet; the last takes the packet itself. No output:
+ * drop.
+ *
+ * Why a bounded loop over a global function, not bpf_loop: the verifier
+ * checks exec_block once, whatever calls it, so this loop costs it only a
+ * few instructions per block (OVSBPF_MAX_ACTION_BLOCKS of them), where one
+ * loop over all 512 actions would have it walk the switch 512 times.
+ * bpf_loop would check its callback once too, but calls it indirectly once
+ * per action and hands it the skb, the key and this state only through a
+ * context struct on the stack. A list of 8 actions costs what it did
+ * before (one call); each further block costs a call and an array lookup,
+ * small beside the clone each output costs.
+ *
+ * It is global too, for the reason exec_block is. clone_all is for
+ * ovsbpf_execute: see there. */
+__attribute__((noinline)) int execute(struct __sk_buff *skb, struct ovsbpf_key *key, struct pkt *p, struct ovsbpf_actions *acts, int clone_all)
+{
+	struct exec_state st = {};
+	const struct ovsbpf_actions *blk = acts;
+
+	if (!skb || !key || !p || !acts)
+		return TC_ACT_SHOT;
+
+	for (int b = 0; b < OVSBPF_MAX_ACTION_BLOCKS; b++) {
+		int r = exec_block(skb, key, p, blk, &st);
+		if (r == EXEC_DONE)
+			goto done;
+		if (r != EXEC_NEXT)
+			return r;
+		__u32 next = blk->next;
+		if (!next)
+			goto done;
+		blk = bpf_map_lookup_elem(&action_blocks, &next);
+		if (!blk) {
+			count(OVSBPF_CNT_ACTION_ERROR);
+			return TC_ACT_SHOT;
+		}
+	}
+	/* A chain longer than a list may be: user space never writes one. */
+	count(OVSBPF_CNT_ACTION_ERROR);
+	return TC_ACT_SHOT;
 done:
-	if (!out_ifindex)
+	if (!st.out_ifindex)
 		return TC_ACT_SHOT;
 	if (clone_all) {
 		/* A packet user space executes: BPF_PROG_TEST_RUN sends no
 		 * redirects, so even the last output goes out as a clone. */
-		bpf_clone_redirect(skb, out_ifindex, 0);
+		bpf_clone_redirect(skb, st.out_ifindex, 0);
 		return TC_ACT_SHOT;
 	}
-	if (out_flags & OVSBPF_PORT_PEER)
-		return bpf_redirect_peer(out_ifindex, 0);
-	return bpf_redirect(out_ifindex, 0);
+	if (st.out_flags & OVSBPF_PORT_PEER)
+		return bpf_redirect_peer(st.out_ifindex, 0);
+	return bpf_redirect(st.out_ifindex, 0);
 }
 
 SEC("tc")
@@ -626,8 +703,8 @@ int ovsbpf_ingress(struct __sk_buff *skb)
 }
 
 /* Action lists user space hands to ovsbpf_execute, one slot per upcall
- * handler (cb[0] names it), so handlers never share one. 64 is more
- * handlers than any host runs. */
+ * handler (cb[0] names it), so handlers never share one; a slot's list
+ * goes on in its own blocks at the top of action_blocks. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, OVSBPF_EXEC_SLOTS);

@@ -43,10 +43,10 @@ const (
 )
 
 type DatapathOvsbpfActions struct {
-	_   structs.HostLayout
-	Gen uint32
-	Pad uint32
-	A   [8]DatapathOvsbpfAction
+	_    structs.HostLayout
+	Gen  uint32
+	Next uint32
+	A    [8]DatapathOvsbpfAction
 }
 
 type DatapathOvsbpfClock struct {
@@ -118,12 +118,13 @@ type DatapathOvsbpfKey struct {
 type DatapathOvsbpfLimit uint32
 
 const (
-	DatapathOvsbpfLimitOVSBPF_MAX_MASKS        DatapathOvsbpfLimit = 32
-	DatapathOvsbpfLimitOVSBPF_MAX_ACTIONS      DatapathOvsbpfLimit = 8
-	DatapathOvsbpfLimitOVSBPF_MAX_PORTS        DatapathOvsbpfLimit = 1024
-	DatapathOvsbpfLimitOVSBPF_MAX_FLOWS        DatapathOvsbpfLimit = 65536
-	DatapathOvsbpfLimitOVSBPF_MAX_PASSES       DatapathOvsbpfLimit = 4
-	DatapathOvsbpfLimitOVSBPF_UPCALL_MAX_FRAME DatapathOvsbpfLimit = 1514
+	DatapathOvsbpfLimitOVSBPF_MAX_MASKS         DatapathOvsbpfLimit = 32
+	DatapathOvsbpfLimitOVSBPF_MAX_ACTIONS       DatapathOvsbpfLimit = 8
+	DatapathOvsbpfLimitOVSBPF_MAX_ACTION_BLOCKS DatapathOvsbpfLimit = 64
+	DatapathOvsbpfLimitOVSBPF_MAX_PORTS         DatapathOvsbpfLimit = 1024
+	DatapathOvsbpfLimitOVSBPF_MAX_FLOWS         DatapathOvsbpfLimit = 200000
+	DatapathOvsbpfLimitOVSBPF_MAX_PASSES        DatapathOvsbpfLimit = 4
+	DatapathOvsbpfLimitOVSBPF_UPCALL_MAX_FRAME  DatapathOvsbpfLimit = 1514
 )
 
 type DatapathOvsbpfMask struct {
@@ -230,6 +231,7 @@ type DatapathOvsbpfWide struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	DatapathMapActionBlocks       = "action_blocks"
 	DatapathMapClock              = "clock"
 	DatapathMapCounters           = "counters"
 	DatapathMapDrops              = "drops"
@@ -315,6 +317,7 @@ type DatapathProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type DatapathMapSpecs struct {
+	ActionBlocks     *ebpf.MapSpec `ebpf:"action_blocks"`
 	Clock            *ebpf.MapSpec `ebpf:"clock"`
 	Counters         *ebpf.MapSpec `ebpf:"counters"`
 	Drops            *ebpf.MapSpec `ebpf:"drops"`
@@ -372,6 +375,7 @@ func (o *DatapathObjects) Close() error {
 //
 // It can be passed to LoadDatapathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type DatapathMaps struct {
+	ActionBlocks     *ebpf.Map `ebpf:"action_blocks"`
 	Clock            *ebpf.Map `ebpf:"clock"`
 	Counters         *ebpf.Map `ebpf:"counters"`
 	Drops            *ebpf.Map `ebpf:"drops"`
@@ -392,6 +396,7 @@ type DatapathMaps struct {
 
 func (m *DatapathMaps) Close() error {
 	return _DatapathClose(
+		m.ActionBlocks,
 		m.Clock,
 		m.Counters,
 		m.Drops,

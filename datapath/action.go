@@ -36,8 +36,19 @@ const (
 // SetARP rewrites.
 const ARPHeaderLen = 28
 
-// MaxActions is the most actions one megaflow holds.
-const MaxActions = len(bpf.DatapathOvsbpfActions{}.A)
+// BlockActions is the number of actions in one block of an action list
+// (OVSBPF_MAX_ACTIONS): a list this long takes one array slot at the
+// flow's id; a longer one chains blocks from a pool (see
+// bpf/include/flow.h).
+const BlockActions = len(bpf.DatapathOvsbpfActions{}.A)
+
+// MaxActionBlocks is OVSBPF_MAX_ACTION_BLOCKS: the blocks one list chains,
+// its first included, and so the executor's bound.
+const MaxActionBlocks = int(bpf.DatapathOvsbpfLimitOVSBPF_MAX_ACTION_BLOCKS)
+
+// MaxActions is the most actions one megaflow holds: a flood to 256 ports
+// with a rewrite before each output, or to 512 plain outputs.
+const MaxActions = BlockActions * MaxActionBlocks
 
 // ErrTooManyActions is returned for an action list longer than MaxActions;
 // such a flow stays in the slow path.
@@ -175,30 +186,49 @@ func FormatActions(as []Action) string {
 	return strings.Join(s, ",")
 }
 
-// encodeActions lays an action list out as the executor reads it.
-func encodeActions(as []Action, gen uint32) (bpf.DatapathOvsbpfActions, error) {
-	out := bpf.DatapathOvsbpfActions{Gen: gen}
+// blocksFor returns how many blocks a list of n actions takes (one at
+// least: an empty list is one block that ends at once).
+func blocksFor(n int) int { return max(1, (n+BlockActions-1)/BlockActions) }
+
+// encodeActions lays an action list out as the executor reads it: blocks
+// of BlockActions, the first carrying gen. The caller links them (Next)
+// to where it writes them.
+func encodeActions(as []Action, gen uint32) ([]bpf.DatapathOvsbpfActions, error) {
 	if len(as) > MaxActions {
-		return out, fmt.Errorf("%w: %s", ErrTooManyActions, FormatActions(as))
+		return nil, fmt.Errorf("%w: %d actions", ErrTooManyActions, len(as))
 	}
+	out := make([]bpf.DatapathOvsbpfActions, blocksFor(len(as)))
+	out[0].Gen = gen
 	for i, a := range as {
 		if a.Type == 0 || a.Type >= ActionType(bpf.DatapathOvsbpfActionTypeOVSBPF_ACTION__MAX) {
-			return out, fmt.Errorf("action %d: %w", i, errBadActionType(a.Type))
+			return nil, fmt.Errorf("action %d: %w", i, errBadActionType(a.Type))
 		}
-		out.A[i] = bpf.DatapathOvsbpfAction{Type: uint16(a.Type), Port: a.Port, Arg: a.Arg, Data: a.Data}
+		out[i/BlockActions].A[i%BlockActions] = bpf.DatapathOvsbpfAction{Type: uint16(a.Type), Port: a.Port, Arg: a.Arg, Data: a.Data}
 	}
 	return out, nil
 }
 
-func decodeActions(in *bpf.DatapathOvsbpfActions) []Action {
-	var out []Action
+// linkBlocks points each block at the next, which is written at index
+// idx[i] of action_blocks (blocks[i+1] at idx[i]).
+func linkBlocks(blocks []bpf.DatapathOvsbpfActions, idx []uint32) {
+	for i := range blocks {
+		blocks[i].Next = 0
+		if i < len(idx) {
+			blocks[i].Next = idx[i]
+		}
+	}
+}
+
+// appendDecoded appends the actions of one block to out and says whether
+// the list ended in it.
+func appendDecoded(out []Action, in *bpf.DatapathOvsbpfActions) ([]Action, bool) {
 	for _, a := range in.A {
 		if a.Type == 0 {
-			break
+			return out, true
 		}
 		out = append(out, Action{Type: ActionType(a.Type), Port: a.Port, Arg: a.Arg, Data: a.Data})
 	}
-	return out
+	return out, in.Next == 0
 }
 
 var errUnknownAction = errors.New("unknown action type")

@@ -34,9 +34,27 @@ type Config struct {
 	// UpcallRingBytes sizes the upcall ring buffer: a power of two and a
 	// multiple of the page size. 0 means DefaultUpcallRingBytes.
 	UpcallRingBytes uint32
+	// MaxFlows is the most megaflows the datapath holds; it sizes the
+	// flows map, the three arrays at flow ids and the pool of action
+	// blocks for floods, at load time. 0 means DefaultMaxFlows. Pinned
+	// maps of another size are refused: remove them to resize.
+	MaxFlows int
 	// Logger receives the datapath's logs; nil discards them.
 	Logger *slog.Logger
 }
+
+// maxFlowsLimit bounds Config.MaxFlows: 16 million megaflows would take
+// some 2.5 GB of maps, beyond any host's need.
+const maxFlowsLimit = 1 << 24
+
+// actionPool is the number of action blocks megaflows' long lists share
+// for a datapath of maxFlows megaflows: one for every eight flows (at
+// least a flood's worth), as ACTION_POOL_BLOCKS in bpf/datapath.c.
+func actionPool(maxFlows int) uint32 { return uint32(max(maxFlows/8, MaxActionBlocks)) }
+
+// execBlocks is the first action_blocks index of exec_actions slot
+// slot's own blocks, which sit above the pool.
+func execBlocks(pool, slot uint32) uint32 { return 1 + pool + slot*uint32(MaxActionBlocks-1) }
 
 // Datapath is one loaded eBPF datapath: its programs, maps, ports and
 // megaflow table. Its methods are safe for concurrent use.
@@ -49,6 +67,7 @@ type Datapath struct {
 	log    *slog.Logger
 	objs   bpf.DatapathObjects
 	pinDir string // "" when not pinned
+	pool   uint32 // action blocks for megaflows' long lists
 
 	mu    sync.Mutex
 	ports map[uint16]*portState
@@ -83,6 +102,21 @@ func Open(cfg Config) (*Datapath, error) {
 		return nil, fmt.Errorf("upcall ring size %d: must be a power of two and a multiple of the page size", ring)
 	}
 	spec.Maps[bpf.DatapathMapUpcalls].MaxEntries = ring
+	maxFlows := cfg.MaxFlows
+	if maxFlows == 0 {
+		maxFlows = DefaultMaxFlows
+	}
+	if maxFlows < 1 || maxFlows > maxFlowsLimit {
+		return nil, fmt.Errorf("flow table of %d megaflows: must be 1 to %d", cfg.MaxFlows, maxFlowsLimit)
+	}
+	// Flow id 0 is never used, so the arrays at flow ids have one more
+	// slot than the flows map has entries.
+	spec.Maps[bpf.DatapathMapFlows].MaxEntries = uint32(maxFlows)
+	for _, m := range []string{bpf.DatapathMapFlowActions, bpf.DatapathMapFlowStats, bpf.DatapathMapFlowUsed} {
+		spec.Maps[m].MaxEntries = uint32(maxFlows) + 1
+	}
+	pool := actionPool(maxFlows)
+	spec.Maps[bpf.DatapathMapActionBlocks].MaxEntries = execBlocks(pool, uint32(MaxExecutors))
 	if cfg.DisableEMC {
 		if err := spec.Variables[bpf.DatapathVarEmcEnabled].Set(uint32(0)); err != nil {
 			return nil, fmt.Errorf("turning the exact-match cache off: %w", err)
@@ -116,7 +150,8 @@ func Open(cfg Config) (*Datapath, error) {
 		d.objs.Close()
 		return nil, fmt.Errorf("the pinned upcall ring has %d bytes, not %d: remove %s to resize it", d.objs.Upcalls.MaxEntries(), ring, d.pinDir)
 	}
-	d.flows, err = recoverFlows(&d.objs, log)
+	d.pool = pool
+	d.flows, err = recoverFlows(&d.objs, log, uint32(maxFlows)+1, pool)
 	if err != nil {
 		d.objs.Close()
 		return nil, err
@@ -127,7 +162,12 @@ func Open(cfg Config) (*Datapath, error) {
 		return nil, err
 	}
 	d.clock.start(d.objs.OvsbpfClock, d.objs.Clock)
-	log.Info("datapath loaded", "pinned", d.pinDir, "flows", d.flows.len(), "ports", len(d.ports), "emc", !cfg.DisableEMC)
+	mem, err := d.MapMemory()
+	if err != nil {
+		log.Warn("cannot read the maps' memory", "err", err)
+	}
+	log.Info("datapath loaded", "pinned", d.pinDir, "flows", d.flows.len(), "max_flows", maxFlows,
+		"action_blocks", pool, "ports", len(d.ports), "emc", !cfg.DisableEMC, "map_memory_mb", fmt.Sprintf("%.1f", float64(mem.Total())/(1<<20)))
 	return d, nil
 }
 
@@ -150,7 +190,7 @@ func (d *Datapath) Destroy() error {
 	}
 	if d.pinDir != "" {
 		for _, m := range []*ebpf.Map{d.objs.Counters, d.objs.Drops, d.objs.Emc, d.objs.ExecActions,
-			d.objs.FlowActions, d.objs.FlowStats, d.objs.Flows, d.objs.MaskLimit, d.objs.Masks,
+			d.objs.FlowActions, d.objs.ActionBlocks, d.objs.FlowUsed, d.objs.FlowStats, d.objs.Flows, d.objs.MaskLimit, d.objs.Masks,
 			d.objs.Ports, d.objs.PortOfIfindex, d.objs.PortOfBigIfindex, d.objs.Upcalls, d.objs.Clock} {
 			if err := m.Unpin(); err != nil {
 				errs = append(errs, err)

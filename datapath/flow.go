@@ -21,10 +21,9 @@ import (
 // (OVSBPF_MAX_MASKS). Typed as the mask slots it bounds.
 const MaxMasks = uint32(bpf.DatapathOvsbpfLimitOVSBPF_MAX_MASKS)
 
-// MaxFlows is the size of the megaflow table (OVSBPF_MAX_FLOWS). Flow id 0
-// is never used, so MaxFlows-1 megaflows fit. Typed as the flow ids it
-// bounds.
-const MaxFlows = uint32(bpf.DatapathOvsbpfLimitOVSBPF_MAX_FLOWS)
+// DefaultMaxFlows is the megaflows a datapath holds unless Config says
+// otherwise (OVSBPF_MAX_FLOWS): Open vSwitch's default flow limit.
+const DefaultMaxFlows = int(bpf.DatapathOvsbpfLimitOVSBPF_MAX_FLOWS)
 
 // idQuarantine is how long a freed flow id waits before reuse. A packet
 // that found the id just before the flow went away reads its action list
@@ -35,6 +34,9 @@ const idQuarantine = time.Second
 var (
 	// ErrFlowLimit is returned when the megaflow table is full.
 	ErrFlowLimit = errors.New("megaflow table full")
+	// ErrActionPool is returned when the blocks of long action lists
+	// (floods) are all taken; the packet stays in the slow path.
+	ErrActionPool = errors.New("action block pool full")
 	// ErrTooManyMasks is returned when a megaflow needs a new mask and all
 	// MaxMasks slots are taken; the packet stays in the slow path.
 	ErrTooManyMasks = fmt.Errorf("all %d mask slots in use", MaxMasks)
@@ -91,12 +93,17 @@ type flowTable struct {
 	masks [MaxMasks]*maskSlot
 	limit uint32
 	ids   idAllocator
+	// blocks hands out action_blocks indexes 1..pool to long lists.
+	blocks   idAllocator
+	blocksOf map[uint32][]uint32 // flow id -> its list's blocks, while it has any
 }
 
-// idAllocator hands out flow ids. Every id from 1 to MaxFlows-1 is, at any
-// time, in exactly one place: at or past next (never used), in use by a
-// flow of the table, in quarantine, free, or stale.
+// idAllocator hands out flow ids (and action block indexes). Every id from
+// 1 to limit-1 is, at any time, in exactly one place: at or past next
+// (never used), in use by a flow of the table, in quarantine, free, or
+// stale.
 type idAllocator struct {
+	limit      uint32 // ids are below it
 	next       uint32 // never used before
 	free       []uint32
 	quarantine []quarantined
@@ -118,7 +125,7 @@ func (a *idAllocator) alloc(now time.Time) (uint32, bool) {
 		a.free = append(a.free, a.quarantine[0].id)
 		a.quarantine = a.quarantine[1:]
 	}
-	if a.next < MaxFlows {
+	if a.next < a.limit {
 		id := a.next
 		a.next++
 		return id, true
@@ -130,6 +137,10 @@ func (a *idAllocator) alloc(now time.Time) (uint32, bool) {
 	}
 	return 0, false
 }
+
+// unused gives back ids no packet can have seen (never linked into a
+// list a packet reads): reusable at once.
+func (a *idAllocator) unused(ids []uint32) { a.free = append(a.free, ids...) }
 
 func (a *idAllocator) release(id uint32, now time.Time) {
 	a.quarantine = append(a.quarantine, quarantined{id, now})
@@ -146,15 +157,81 @@ func (a *idAllocator) bumpGen(id uint32) uint32 {
 
 func (t *flowTable) len() int { return len(t.byKey) }
 
+// releaseID puts a flow id, and the blocks of its action list, in
+// quarantine.
+func (t *flowTable) releaseID(id uint32, now time.Time) {
+	for _, b := range t.blocksOf[id] {
+		t.blocks.release(b, now)
+	}
+	delete(t.blocksOf, id)
+	t.ids.release(id, now)
+}
+
+// writeActions writes the action list of flow id: its blocks after the
+// first, each before the block that points at it, then the first at the
+// id. A failure gives back the blocks it took (not the id): no packet
+// reached them, since the first block was not written.
+func (t *flowTable) writeActions(id uint32, enc []bpf.DatapathOvsbpfActions, now time.Time) error {
+	var idx []uint32
+	for range enc[1:] {
+		b, ok := t.blocks.alloc(now)
+		if !ok {
+			t.blocks.unused(idx)
+			return fmt.Errorf("%w (%d blocks of %d actions)", ErrActionPool, t.blocks.limit-1, BlockActions)
+		}
+		idx = append(idx, b)
+	}
+	linkBlocks(enc, idx)
+	for i := len(enc) - 1; i >= 1; i-- {
+		if err := t.objs.ActionBlocks.Update(unsafe.Pointer(&idx[i-1]), unsafe.Pointer(&enc[i]), ebpf.UpdateAny); err != nil {
+			t.blocks.unused(idx)
+			return fmt.Errorf("writing action block %d: %w", idx[i-1], err)
+		}
+	}
+	if err := t.objs.FlowActions.Update(unsafe.Pointer(&id), unsafe.Pointer(&enc[0]), ebpf.UpdateAny); err != nil {
+		t.blocks.unused(idx)
+		return fmt.Errorf("writing actions: %w", err)
+	}
+	if len(idx) > 0 {
+		t.blocksOf[id] = idx
+	}
+	return nil
+}
+
+// readActions reads the action list whose first block is first, following
+// its chain, and returns it with the chain's block indexes.
+func readActions(blocks *ebpf.Map, first *bpf.DatapathOvsbpfActions, pool uint32) ([]Action, []uint32, error) {
+	out, end := appendDecoded(nil, first)
+	var idx []uint32
+	next := first.Next
+	for !end {
+		if next == 0 || next > pool || len(idx)+1 >= MaxActionBlocks {
+			return nil, nil, fmt.Errorf("action block %d: outside the pool of %d or past %d blocks", next, pool, MaxActionBlocks)
+		}
+		var blk bpf.DatapathOvsbpfActions
+		if err := blocks.Lookup(next, &blk); err != nil {
+			return nil, nil, fmt.Errorf("reading action block %d: %w", next, err)
+		}
+		idx = append(idx, next)
+		out, end = appendDecoded(out, &blk)
+		next = blk.Next
+	}
+	return out, idx, nil
+}
+
 // recoverFlows rebuilds the mirror from the maps: empty for a fresh load,
 // the previous daemon's megaflows for pinned maps.
-func recoverFlows(objs *bpf.DatapathObjects, log *slog.Logger) (*flowTable, error) {
+// maxFlows is the flow id limit the maps were made with, pool the number
+// of action blocks for megaflows.
+func recoverFlows(objs *bpf.DatapathObjects, log *slog.Logger, maxFlows, pool uint32) (*flowTable, error) {
 	used, err := objs.FlowUsed.Memory()
 	if err != nil {
 		return nil, fmt.Errorf("mapping the flows' last-use array: %w", err)
 	}
 	t := &flowTable{objs: objs, log: log, used: used, byKey: map[Key]*flowEntry{},
-		ids: idAllocator{next: 1, gens: make([]uint32, MaxFlows)}}
+		ids:      idAllocator{limit: maxFlows, next: 1, gens: make([]uint32, maxFlows)},
+		blocks:   idAllocator{limit: pool + 1, next: 1},
+		blocksOf: map[uint32][]uint32{}}
 	for slot := uint32(0); slot < MaxMasks; slot++ {
 		var m bpf.DatapathOvsbpfMask
 		if err := objs.Masks.Lookup(slot, &m); err != nil {
@@ -174,14 +251,23 @@ func recoverFlows(objs *bpf.DatapathObjects, log *slog.Logger) (*flowTable, erro
 	for it.Next(&hkey, &id) {
 		slot := hkey.Pad[0]
 		var acts bpf.DatapathOvsbpfActions
-		if uint32(slot) >= MaxMasks || t.masks[slot] == nil || id == 0 || id >= MaxFlows ||
+		if uint32(slot) >= MaxMasks || t.masks[slot] == nil || id == 0 || id >= maxFlows ||
 			objs.FlowActions.Lookup(id, &acts) != nil || acts.Gen == 0 {
+			bad = append(bad, hkey)
+			continue
+		}
+		list, blocks, err := readActions(objs.ActionBlocks, &acts, pool)
+		if err != nil {
+			log.Warn("a pinned megaflow's action list is broken", "id", id, "err", err)
 			bad = append(bad, hkey)
 			continue
 		}
 		key := hkey
 		key.Pad[0] = 0
-		t.byKey[hkey] = &flowEntry{id: id, hkey: hkey, key: key, mask: t.masks[slot].mask, actions: decodeActions(&acts)}
+		t.byKey[hkey] = &flowEntry{id: id, hkey: hkey, key: key, mask: t.masks[slot].mask, actions: list}
+		if len(blocks) > 0 {
+			t.blocksOf[id] = blocks
+		}
 		t.masks[slot].refs++
 		maxID = max(maxID, id)
 	}
@@ -212,6 +298,22 @@ func recoverFlows(objs *bpf.DatapathObjects, log *slog.Logger) (*flowTable, erro
 			}
 		}
 		t.ids.next = maxID + 1
+		// Blocks no recovered list holds are free after the quarantine:
+		// a packet of the last daemon's time may still read them.
+		held := map[uint32]bool{}
+		maxBlock := uint32(0)
+		for _, bs := range t.blocksOf {
+			for _, b := range bs {
+				held[b] = true
+				maxBlock = max(maxBlock, b)
+			}
+		}
+		for b := uint32(1); b <= maxBlock; b++ {
+			if !held[b] {
+				t.blocks.release(b, now)
+			}
+		}
+		t.blocks.next = maxBlock + 1
 	}
 	for slot := range t.masks {
 		if t.masks[slot] != nil && t.masks[slot].refs == 0 {
@@ -292,7 +394,7 @@ func (t *flowTable) put(mask Mask, key Key, actions []Action) (bool, error) {
 	gen := t.ids.bumpGen(id)
 	enc, err := encodeActions(actions, gen)
 	if err != nil {
-		t.ids.release(id, now)
+		t.releaseID(id, now)
 		return false, fmt.Errorf("megaflow %s: %w", FormatFlow(&key, &mask), err)
 	}
 	// The action list and zeroed statistics go in before the flow that
@@ -312,17 +414,17 @@ func (t *flowTable) put(mask Mask, key Key, actions []Action) (bool, error) {
 		}
 		t.setLastUsed(id, used)
 		if err := t.objs.FlowStats.Update(id, stats, ebpf.UpdateAny); err != nil {
-			t.ids.release(id, now)
+			t.releaseID(id, now)
 			return false, fmt.Errorf("megaflow %s: clearing statistics: %w", FormatFlow(&key, &mask), err)
 		}
 	}
-	if err := t.objs.FlowActions.Update(unsafe.Pointer(&id), unsafe.Pointer(&enc), ebpf.UpdateAny); err != nil {
-		t.ids.release(id, now)
-		return false, fmt.Errorf("megaflow %s: writing actions: %w", FormatFlow(&key, &mask), err)
+	if err := t.writeActions(id, enc, now); err != nil {
+		t.releaseID(id, now)
+		return false, fmt.Errorf("megaflow %s: %w", FormatFlow(&key, &mask), err)
 	}
 	if newMask {
 		if err := t.objs.Masks.Update(uint32(slot), bpf.DatapathOvsbpfMask{Bits: bpf.DatapathOvsbpfNarrow(mask), Used: 1}, ebpf.UpdateAny); err != nil {
-			t.ids.release(id, now)
+			t.releaseID(id, now)
 			return false, fmt.Errorf("megaflow %s: writing mask slot %d: %w", FormatFlow(&key, &mask), slot, err)
 		}
 		t.masks[slot] = &maskSlot{mask: mask}
@@ -335,7 +437,7 @@ func (t *flowTable) put(mask Mask, key Key, actions []Action) (bool, error) {
 		}
 	}
 	if err := t.objs.Flows.Update(unsafe.Pointer(&hkey), unsafe.Pointer(&id), ebpf.UpdateAny); err != nil {
-		t.ids.release(id, now)
+		t.releaseID(id, now)
 		if newMask {
 			t.dropMaskIfUnused(slot) // no flow took a reference yet
 		}
@@ -358,9 +460,14 @@ func (t *flowTable) put(mask Mask, key Key, actions []Action) (bool, error) {
 // quarantine.
 func (t *flowTable) retire(f *flowEntry, now time.Time) {
 	gen := t.ids.bumpGen(f.id)
-	enc, err := encodeActions(f.actions, gen)
+	// Only the first block changes: the old gen in it stops exact-match
+	// cache slots naming the id, and its chain still leads to the old
+	// blocks, which the quarantine keeps unchanged for a late reader.
+	var first bpf.DatapathOvsbpfActions
+	err := t.objs.FlowActions.Lookup(unsafe.Pointer(&f.id), unsafe.Pointer(&first))
 	if err == nil {
-		err = t.objs.FlowActions.Update(unsafe.Pointer(&f.id), unsafe.Pointer(&enc), ebpf.UpdateAny)
+		first.Gen = gen
+		err = t.objs.FlowActions.Update(unsafe.Pointer(&f.id), unsafe.Pointer(&first), ebpf.UpdateAny)
 	}
 	if err != nil {
 		// Without a new generation the id must not be reused yet:
@@ -369,7 +476,7 @@ func (t *flowTable) retire(f *flowEntry, now time.Time) {
 		t.ids.stale = append(t.ids.stale, f.id)
 		return
 	}
-	t.ids.release(f.id, now)
+	t.releaseID(f.id, now)
 }
 
 // retryStale retires again the ids whose retire failed. Their action
@@ -381,14 +488,14 @@ func (t *flowTable) retryStale(now time.Time) {
 		gen := max(t.ids.gens[id]+1, 1) // 0 means unused
 		enc, err := encodeActions(nil, gen)
 		if err == nil {
-			err = t.objs.FlowActions.Update(unsafe.Pointer(&id), unsafe.Pointer(&enc), ebpf.UpdateAny)
+			err = t.objs.FlowActions.Update(unsafe.Pointer(&id), unsafe.Pointer(&enc[0]), ebpf.UpdateAny)
 		}
 		if err != nil {
 			kept = append(kept, id)
 			continue
 		}
 		t.ids.gens[id] = gen
-		t.ids.release(id, now)
+		t.releaseID(id, now) // and its list's blocks, in quarantine
 	}
 	t.ids.stale = kept
 }

@@ -56,11 +56,11 @@ func checkBookkeeping(t *testing.T, d *Datapath) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	ft := d.flows
-	seen := make([]uint8, MaxFlows)
-	place := make([]string, MaxFlows)
+	seen := make([]uint8, ft.ids.limit)
+	place := make([]string, ft.ids.limit)
 	mark := func(id uint32, where string) {
 		require.NotZero(t, id, "id 0 is never handed out (%s)", where)
-		require.Less(t, id, uint32(MaxFlows))
+		require.Less(t, id, ft.ids.limit)
 		seen[id]++
 		require.Equal(t, uint8(1), seen[id], "flow id %d is both %s and %s", id, place[id], where)
 		place[id] = where
@@ -80,7 +80,7 @@ func checkBookkeeping(t *testing.T, d *Datapath) {
 	for _, id := range ft.ids.stale {
 		mark(id, "stale")
 	}
-	for id := uint32(1); id < MaxFlows; id++ {
+	for id := uint32(1); id < ft.ids.limit; id++ {
 		if id >= ft.ids.next {
 			mark(id, "never used")
 		}

@@ -58,10 +58,12 @@ type mapLayout struct {
 func mapLayouts() map[string]mapLayout {
 	u32, u64 := reflect.TypeFor[uint32](), reflect.TypeFor[uint64]()
 	return map[string]mapLayout{
-		bpf.DatapathMapFlows:            {reflect.TypeFor[Key](), u32, MaxFlows},
-		bpf.DatapathMapFlowActions:      {u32, reflect.TypeFor[bpf.DatapathOvsbpfActions](), MaxFlows},
-		bpf.DatapathMapFlowStats:        {u32, reflect.TypeFor[bpf.DatapathOvsbpfStats](), MaxFlows},
-		bpf.DatapathMapFlowUsed:         {u32, u64, MaxFlows},
+		// The compiled sizes; Open sets them from Config.MaxFlows.
+		bpf.DatapathMapFlows:            {reflect.TypeFor[Key](), u32, uint32(DefaultMaxFlows)},
+		bpf.DatapathMapFlowActions:      {u32, reflect.TypeFor[bpf.DatapathOvsbpfActions](), uint32(DefaultMaxFlows) + 1},
+		bpf.DatapathMapFlowStats:        {u32, reflect.TypeFor[bpf.DatapathOvsbpfStats](), uint32(DefaultMaxFlows) + 1},
+		bpf.DatapathMapFlowUsed:         {u32, u64, uint32(DefaultMaxFlows) + 1},
+		bpf.DatapathMapActionBlocks:     {u32, reflect.TypeFor[bpf.DatapathOvsbpfActions](), execBlocks(actionPool(DefaultMaxFlows), uint32(MaxExecutors))},
 		bpf.DatapathMapMasks:            {u32, reflect.TypeFor[bpf.DatapathOvsbpfMask](), MaxMasks},
 		bpf.DatapathMapMaskLimit:        {u32, u32, 1},
 		bpf.DatapathMapPorts:            {u32, reflect.TypeFor[bpf.DatapathOvsbpfPort](), uint32(MaxPorts)},
@@ -150,10 +152,11 @@ func TestLayoutMatchesBTF(t *testing.T) {
 			c, goes uint64
 		}{
 			{"OVSBPF_MAX_MASKS", val(limits, "OVSBPF_MAX_MASKS"), uint64(MaxMasks)},
-			{"OVSBPF_MAX_FLOWS", val(limits, "OVSBPF_MAX_FLOWS"), uint64(MaxFlows)},
+			{"OVSBPF_MAX_FLOWS", val(limits, "OVSBPF_MAX_FLOWS"), uint64(DefaultMaxFlows)},
 			{"OVSBPF_MAX_PORTS", val(limits, "OVSBPF_MAX_PORTS"), uint64(MaxPorts)},
-			{"OVSBPF_MAX_ACTIONS", val(limits, "OVSBPF_MAX_ACTIONS"), uint64(MaxActions)},
-			{"ovsbpf_actions.a[]", uint64(arrayLen(t, actions, "a")), uint64(MaxActions)},
+			{"OVSBPF_MAX_ACTIONS", val(limits, "OVSBPF_MAX_ACTIONS"), uint64(BlockActions)},
+			{"ovsbpf_actions.a[]", uint64(arrayLen(t, actions, "a")), uint64(BlockActions)},
+			{"OVSBPF_MAX_ACTION_BLOCKS", val(limits, "OVSBPF_MAX_ACTION_BLOCKS"), uint64(MaxActionBlocks)},
 			{"OVSBPF_UPCALL_MAX_FRAME", val(limits, "OVSBPF_UPCALL_MAX_FRAME"), uint64(MaxUpcallFrame)},
 			{"ovsbpf_upcall.frame[]", uint64(arrayLen(t, upcall, "frame")), uint64(MaxUpcallFrame)},
 			{"OVSBPF_EXEC_SLOTS", val(sizes, "OVSBPF_EXEC_SLOTS"), uint64(MaxExecutors)},

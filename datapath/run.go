@@ -132,7 +132,19 @@ func (e *Executor) Execute(frame []byte, ifindex uint32, actions []Action) error
 	if err != nil {
 		return err
 	}
-	if err := e.d.objs.ExecActions.Update(unsafe.Pointer(&e.slot), unsafe.Pointer(&enc), ebpf.UpdateAny); err != nil {
+	// The slot's list goes on in the slot's own blocks, each written
+	// before the block that points at it.
+	idx := make([]uint32, len(enc)-1)
+	for i := range idx {
+		idx[i] = execBlocks(e.d.pool, e.slot) + uint32(i)
+	}
+	linkBlocks(enc, idx)
+	for i := len(enc) - 1; i >= 1; i-- {
+		if err := e.d.objs.ActionBlocks.Update(unsafe.Pointer(&idx[i-1]), unsafe.Pointer(&enc[i]), ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("writing actions to execute: %w", err)
+		}
+	}
+	if err := e.d.objs.ExecActions.Update(unsafe.Pointer(&e.slot), unsafe.Pointer(&enc[0]), ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("writing actions to execute: %w", err)
 	}
 	ctx := skbContext{IngressIfindex: ifindex}

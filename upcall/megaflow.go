@@ -30,7 +30,9 @@ func CacheEntry(pk *datapath.PacketKey, dec *Decision, acts []datapath.Action) (
 		return Megaflow{}, err
 	}
 	if len(acts) > datapath.MaxActions {
-		return Megaflow{}, fmt.Errorf("%d actions, more than %d: %w", len(acts), datapath.MaxActions, ErrUncacheable)
+		// A flood to more ports than a megaflow holds (512 actions);
+		// delivering it fails too, and says so.
+		return Megaflow{}, fmt.Errorf("%d actions, more than the %d a megaflow holds: %w", len(acts), datapath.MaxActions, ErrUncacheable)
 	}
 	return Megaflow{Mask: mask, Key: pk.Narrow().And(&mask), Actions: acts}, nil
 }

@@ -32,6 +32,7 @@ func TestCacheEntry(t *testing.T) {
 		{"an L2 decision", Decision{Mask: l2}, out, true},
 		{"the pipeline says no", Decision{Mask: l2, NoCache: "conntrack"}, out, false},
 		{"a field the narrow key lacks", Decision{Mask: v6}, out, false},
+		{"a flood to 256 ports", Decision{Mask: l2}, long[:256], true},
 		{"more actions than a megaflow holds", Decision{Mask: l2}, long, false},
 	}
 	for _, tt := range tests {

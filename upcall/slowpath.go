@@ -108,8 +108,8 @@ func New(cfg Config) (*Slowpath, error) {
 	if cfg.MaxIdle <= 0 {
 		cfg.MaxIdle = 10 * time.Second
 	}
-	if cfg.FlowLimit <= 0 || cfg.FlowLimit > int(datapath.MaxFlows)-1 {
-		cfg.FlowLimit = int(datapath.MaxFlows) - 1
+	if cfg.FlowLimit <= 0 || cfg.FlowLimit > cfg.Datapath.MaxFlows() {
+		cfg.FlowLimit = cfg.Datapath.MaxFlows()
 	}
 	if cfg.RevalidateEvery <= 0 {
 		cfg.RevalidateEvery = 500 * time.Millisecond
@@ -353,8 +353,7 @@ func (s *Slowpath) install(u *datapath.Upcall, pkt field.Key, dec Decision, acts
 	}
 }
 
-// deliver sends the packet with the actions a cache hit would have run. An
-// action list too long for one execution goes out one output at a time.
+// deliver sends the packet with the actions a cache hit would have run.
 func (s *Slowpath) deliver(x *datapath.Executor, u *datapath.Upcall, pkt field.Key, dec Decision, acts []datapath.Action) {
 	if len(dec.Outputs) == 0 {
 		return
@@ -366,24 +365,10 @@ func (s *Slowpath) deliver(x *datapath.Executor, u *datapath.Upcall, pkt field.K
 	if completeChecksum(u.Frame) {
 		s.stats.checksumsCompleted.Add(1)
 	}
-	lists := [][]datapath.Action{acts}
-	if len(acts) > datapath.MaxActions {
-		lists = nil
-		for _, o := range dec.Outputs {
-			a, err := BuildActions(&pkt, []Output{o})
-			if err != nil || len(a) > datapath.MaxActions {
-				s.stats.deliveryErrors.Add(1)
-				continue
-			}
-			lists = append(lists, a)
-		}
-	}
-	for _, l := range lists {
-		if err := x.Execute(u.Frame, u.Ifindex, l); err != nil {
-			s.stats.deliveryErrors.Add(1)
-			s.log.Warn("cannot deliver a packet from the slow path", "err", err)
-			return
-		}
+	if err := x.Execute(u.Frame, u.Ifindex, acts); err != nil {
+		s.stats.deliveryErrors.Add(1)
+		s.log.Warn("cannot deliver a packet from the slow path", "err", err)
+		return
 	}
 	s.stats.delivered.Add(1)
 }

@@ -3,6 +3,7 @@ package upcall
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -82,14 +83,20 @@ type chassisRig struct {
 
 // newChassisRig brings up a chassis namespace with three VMs on datapath
 // ports 1..3 and a slow path over an l2Pipeline.
-func newChassisRig(t *testing.T, cfg Config) *chassisRig {
-	r := &chassisRig{chassis: netns.New(t, "ovsbpf-chassis"), pipe: &l2Pipeline{macs: map[[6]byte]uint16{}, ports: []uint16{1, 2, 3}}}
+func newChassisRig(t *testing.T, cfg Config) *chassisRig { return newChassisRigOf(t, cfg, 3) }
+
+// newChassisRigOf is newChassisRig with n VMs, on ports 1..n.
+func newChassisRigOf(t *testing.T, cfg Config, n int) *chassisRig {
+	r := &chassisRig{chassis: netns.New(t, "ovsbpf-chassis"), pipe: &l2Pipeline{macs: map[[6]byte]uint16{}}}
+	for i := 1; i <= n; i++ {
+		r.pipe.ports = append(r.pipe.ports, uint16(i))
+	}
 	dp, err := datapath.Open(datapath.Config{})
 	require.NoError(t, err)
 	t.Cleanup(func() { dp.Close() })
 	r.dp = dp
-	for i := 1; i <= 3; i++ {
-		host := "h" + string(rune('0'+i))
+	for i := 1; i <= n; i++ {
+		host := fmt.Sprintf("h%d", i)
 		vm := netns.AddVM(t, r.chassis, host)
 		mac, err := vm.MAC("eth0")
 		require.NoError(t, err)
@@ -174,6 +181,38 @@ func TestSlowPathDeliversFirstPacketThenCaches(t *testing.T) {
 	require.Len(t, r.caps[1].From(r.macs[0], 300*time.Millisecond), 1)
 	require.Equal(t, uint64(3), r.misses(t), "a deleted flow misses again")
 	require.Equal(t, 1, r.sp.Stats().Ukeys)
+}
+
+// A broadcast on a switch of 12 ports floods to 11, more than one action
+// block holds: the slow path caches it like any other decision, and the
+// next broadcast is a cache hit that reaches every VM.
+func TestFloodBeyondOneBlockIsCachedAndHit(t *testing.T) {
+	const vms = 12
+	r := newChassisRigOf(t, Config{}, vms)
+	bc := r.frame(t, 0, layers.EthernetBroadcast)
+
+	r.send(t, 0, bc, 1)
+	require.Eventually(t, func() bool { return r.dp.FlowCount() == 1 }, 2*time.Second, 10*time.Millisecond)
+	flows, err := r.dp.Flows()
+	require.NoError(t, err)
+	require.Len(t, flows[0].Actions, vms-1, "one output per other port, %d more than a block", vms-1-datapath.BlockActions)
+	require.Equal(t, uint64(1), r.misses(t))
+
+	r.send(t, 0, bc, 5)
+	for i := 1; i < vms; i++ {
+		require.Len(t, r.caps[i].From(r.macs[0], 200*time.Millisecond), 6, "vm%d: the first copy from the slow path, 5 from the cache", i+1)
+	}
+	require.Equal(t, uint64(1), r.misses(t), "later broadcasts hit the cache")
+	flows, err = r.dp.Flows()
+	require.NoError(t, err)
+	require.Equal(t, uint64(5), flows[0].Stats.Packets)
+	st := r.sp.Stats()
+	require.Equal(t, uint64(1), st.Installed)
+	require.Zero(t, st.Uncacheable)
+	require.Zero(t, st.DeliveryErrors)
+	c, err := r.dp.Counters()
+	require.NoError(t, err)
+	require.Zero(t, c.ActionErrors)
 }
 
 func TestRevalidatorFollowsPipelineChanges(t *testing.T) {

@@ -32,18 +32,29 @@ enum ovsbpf_limit {
 	 * instead. */
 	OVSBPF_MAX_MASKS = 32,
 
-	/* Actions per megaflow. Eight covers a switch's output with a rewrite
-	 * and a router's TTL decrement and MAC rewrites; longer lists stay in
-	 * the slow path. */
+	/* Actions per block of an action list. A megaflow's list starts
+	 * with one block in flow_actions at the flow's id (8 covers a
+	 * switch's output with a rewrite and a router's TTL decrement and MAC
+	 * rewrites, so most lists are one block) and goes on, for a flood, in
+	 * blocks chained through action_blocks (see struct ovsbpf_actions). */
 	OVSBPF_MAX_ACTIONS = 8,
+
+	/* Blocks one action list may chain, its first included: 64 blocks,
+	 * 512 actions, hold a flood to 256 ports with a rewrite before every
+	 * output, or to 512 plain outputs, which is more than the ports on one
+	 * chassis that OVN's largest multicast group reaches. The executor's
+	 * loop over blocks is bounded by it. */
+	OVSBPF_MAX_ACTION_BLOCKS = 64,
 
 	/* Datapath ports (VIFs). Port numbers index an array. */
 	OVSBPF_MAX_PORTS = 1024,
 
-	/* Megaflows, and so action lists, the datapath holds. Flow ids index
-	 * arrays of this size; the revalidator keeps the count below it (OVS's
-	 * default flow limit is 200,000 on much larger hosts). */
-	OVSBPF_MAX_FLOWS = 65536,
+	/* Megaflows, and so action lists, the datapath holds: Open vSwitch's
+	 * default flow limit. Flow ids index arrays of this size (id 0
+	 * unused). It is the size compiled in; user space sets the real one at
+	 * load time from its flow limit, on the flows map and the three arrays
+	 * at flow ids alike, and the revalidator keeps the count below it. */
+	OVSBPF_MAX_FLOWS = 200000,
 
 	/* Recirculations per packet: a ct() then a second lookup, as OVN's
 	 * stateful ACLs and load balancers need, and room for one more. A loop
@@ -94,15 +105,20 @@ struct ovsbpf_action {
 	__u8 data[8];
 };
 
-/* A megaflow's action list, in the actions array at the flow's id.
+/* A block of an action list. A megaflow's first block is in flow_actions
+ * at the flow's id; a list longer than OVSBPF_MAX_ACTIONS goes on in the
+ * block action_blocks holds at index next, and so on, up to
+ * OVSBPF_MAX_ACTION_BLOCKS blocks. The list ends at the first END action or
+ * at the end of a block whose next is 0.
  *
  * User space never rewrites a list a packet may be reading: a changed
- * megaflow gets a new id, and a freed id is reused only after a quiet
- * period. gen changes when an id is freed, so an exact-match cache entry
- * that still names the old id no longer matches. */
+ * megaflow gets a new id and new blocks, and a freed id or block is reused
+ * only after a quiet period. gen changes when an id is freed, so an
+ * exact-match cache entry that still names the old id no longer matches;
+ * it is kept only in the first block (0 in the others). */
 struct ovsbpf_actions {
 	__u32 gen;
-	__u32 pad;
+	__u32 next; /* action_blocks index of the list's next block; 0: none */
 	struct ovsbpf_action a[OVSBPF_MAX_ACTIONS];
 };
 

@@ -87,7 +87,7 @@ Control commands (ovs-appctl -t SOCKET COMMAND, or ovsbpfctl COMMAND):
 	f.StringVar(&o.pinPath, "pin-path", datapath.DefaultPinPath, `bpffs directory to pin the datapath under, so forwarding outlives the daemon; "none" pins nothing`)
 	f.BoolVar(&o.destroyOnExit, "destroy-on-exit", false, "detach every port and remove the pinned datapath on exit")
 	f.IntVar(&o.handlers, "handlers", 0, "upcall handler goroutines (0: one per CPU)")
-	f.IntVar(&o.flowLimit, "flow-limit", 0, "most megaflows to cache (0: the datapath's capacity)")
+	f.IntVar(&o.flowLimit, "flow-limit", 0, fmt.Sprintf("most megaflows to cache; sizes the datapath's flow table at load (0: %d, Open vSwitch's default)", datapath.DefaultMaxFlows))
 	f.DurationVar(&o.maxIdle, "max-idle", 10*time.Second, "delete megaflows unused this long")
 	f.BoolVar(&o.disableEMC, "disable-emc", false, "turn the per-CPU exact-match cache off")
 	f.DurationVar(&o.busyPoll, "upcall-busy-poll", 0, "spin this long for the next upcall before sleeping (a CPU for lower first-packet latency; 0: never)")
@@ -114,7 +114,7 @@ func run(ctx context.Context, o options) error {
 	if pin == "none" {
 		pin = ""
 	}
-	dp, err := datapath.Open(datapath.Config{PinPath: pin, DisableEMC: o.disableEMC, Logger: log.With("part", "datapath")})
+	dp, err := datapath.Open(datapath.Config{PinPath: pin, DisableEMC: o.disableEMC, MaxFlows: o.flowLimit, Logger: log.With("part", "datapath")})
 	if err != nil {
 		return err
 	}
@@ -280,7 +280,14 @@ func (d *daemon) dpifShow() (string, error) {
 		probes = float64(c.MaskProbes) / float64(c.MaskHits+c.Misses)
 	}
 	fmt.Fprintf(&b, "ovsbpf@ovsbpf: hit:%d missed:%d\n", c.EMCHits+c.MaskHits, c.Misses)
-	fmt.Fprintf(&b, "  flows: %d\n", d.dp.FlowCount())
+	fmt.Fprintf(&b, "  flows: %d (max %d)\n", d.dp.FlowCount(), d.dp.MaxFlows())
+	blocks, used := d.dp.ActionBlocks()
+	fmt.Fprintf(&b, "  action blocks (lists past %d actions): %d of %d used\n", datapath.BlockActions, used, blocks)
+	if mem, err := d.dp.MapMemory(); err == nil {
+		fmt.Fprintf(&b, "  map memory: %s\n", mem)
+	} else {
+		fmt.Fprintf(&b, "  map memory: %v\n", err)
+	}
 	fmt.Fprintf(&b, "  masks: hit:%d total:%d hit/pkt:%.2f\n", c.MaskProbes, d.dp.MaskCount(), probes)
 	fmt.Fprintf(&b, "  exact-match cache: hit:%d of %d lookups\n", c.EMCHits, lookups)
 	fmt.Fprintf(&b, "  upcalls lost (ring full): %d\n", c.UpcallsLost)
