@@ -154,3 +154,8 @@ func (e *Executor) Execute(frame []byte, ifindex uint32, actions []Action) error
 	}
 	return nil
 }
+
+// IngressProgram is the fast path's program, for benchmark harnesses that
+// tail-call it (integration/datapathbench). It belongs to the datapath:
+// callers must not close it.
+func (d *Datapath) IngressProgram() *ebpf.Program { return d.objs.OvsbpfIngress }

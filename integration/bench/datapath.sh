@@ -5,6 +5,13 @@
 #   - per-packet cost under BPF_PROG_TEST_RUN (64-byte frames) beside an empty
 #     program: empty_prog_ns, cache_hit_{1,8,32}mask_ns, tss_{1,8,32}mask_ns
 #     and each as a multiple of the empty program (*_x_empty);
+#     hit_100k_flows_ns (100,000 TCP 5-tuples cycling through the megaflows of
+#     a switch with ACLs, past the exact-match cache; see
+#     integration/datapathbench/scale.go) and its multiple of the empty program;
+#   - a broadcast cached to 64 ports: flood_64port_ns, beside the same frame
+#     cached to one port (cache_hit_1port_ns) and the cost of each further
+#     output (flood_per_output_ns), the 63 clones sent for real out of veths
+#     in a namespace of their own;
 #   - VM to VM through ovsbpf, a Linux bridge and Open vSwitch's userspace
 #     datapath (netdev), on the same topology, built here: tcp_gbps_* (median of
 #     three 3-second iperf3 runs) and rtt_us_* (mean of 200 pings), with
@@ -31,13 +38,14 @@ D=$(mktemp -d /tmp/ovsbpf-bench.XXXXXX)
 CH=obb-ch
 VM1=obb-vm1
 VM2=obb-vm2
+FL=obb-flood
 
 cleanup() {
 	set +e
 	for f in "$D"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
 	sleep 0.3
 	for f in "$D"/*.pid; do [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null; done
-	for ns in $CH $VM1 $VM2; do ip netns del $ns 2>/dev/null; done
+	for ns in $CH $VM1 $VM2 $FL; do ip netns del $ns 2>/dev/null; done
 	rm -rf "$D"
 }
 trap cleanup EXIT
@@ -49,6 +57,14 @@ echo "# building" >&2
 
 echo "# per-packet cost (BPF_PROG_TEST_RUN)" >&2
 "$D/datapathbench" -mode micro
+
+echo "# a broadcast cached to 64 ports (BPF_PROG_TEST_RUN, clones sent out of veths)" >&2
+ip netns add $FL
+ip netns exec $FL sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+ip -n $FL link set lo up
+for i in $(seq 64); do echo "link add f$i type veth peer name g$i"; echo "link set f$i up"; echo "link set g$i up"; done | ip -n $FL -batch -
+ip netns exec $FL "$D/datapathbench" -mode flood
+ip netns del $FL
 
 # --- topology: a chassis namespace, two VMs on veth pairs --------------------
 ip netns add $CH

@@ -48,7 +48,7 @@ func frame64() []byte {
 // loadWithMasks opens a datapath with n masks installed, each with one
 // megaflow, the frame's own in the last slot searched.
 func loadWithMasks(n int, emc bool) (*datapath.Datapath, error) {
-	d, err := datapath.Open(datapath.Config{DisableEMC: !emc})
+	d, err := datapath.Open(datapath.Config{DisableEMC: !emc, MaxFlows: maxFlows})
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +164,7 @@ func micro(out func(name string, v float64)) error {
 		out(c.name, v)
 		out(c.name[:len(c.name)-3]+"_x_empty", v/emptyNs)
 	}
-	return nil
+	return scale(empty.Empty, out)
 }
 
 func ns(d time.Duration) float64 { return float64(d.Nanoseconds()) }

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/ovsbpf/ovsbpf/bpf/testprogs"
+	"github.com/ovsbpf/ovsbpf/datapath"
+)
+
+// hit_100k_flows_ns: the per-packet cost when 100,000 distinct TCP
+// 5-tuples cycle through the megaflows of a logical switch with ACLs, more
+// than the exact-match cache's 4,096 slots a CPU hold, so most packets pay
+// the tuple-space search (Open vSwitch's EMC-thrashing case).
+//
+// The masks, chosen by hand after what ovsbpf's slow path installs for OVN
+// (ls-add, two VIFs with port security, an allow ACL on tcp.dst == {80,
+// 443} and a drop for the rest of IPv4): the L2 lookup (in_port,
+// recirc_id, eth_dst), port security (+ eth_src, eth_type), IPv4 port
+// security and the L3 part of the ACL (+ nw_src, nw_dst), and the ACL's
+// L4 match (+ nw_proto, nw_frag, tp_dst). Each mask holds a flow of its
+// own (a broadcast, an ARP, traffic to another address) and the cycled
+// tuples hit the last mask searched, slot 3: four probes a packet, the
+// worst order these masks can be in. The 100,000 tuples are one client's
+// source ports 1024..51023 to the server's ports 80 and 443, so two
+// megaflows carry them all, as in OVS.
+//
+// BPF_PROG_TEST_RUN repeats one frame, so a harness program
+// (bpf/benchcycle.c) rewrites the TCP ports for each repeat and tail-calls
+// the datapath. Its own cost, measured by tail-calling an empty program
+// instead, is taken out: hit_100k_flows_ns = t(harness → datapath) −
+// t(harness → empty) + t(empty), each round's own, and the median of the
+// rounds; the ratio is the median of each round's ratio to its empty run.
+
+const (
+	scaleSports  = 50_000
+	scaleDports  = 2
+	scaleRepeat  = 1_000_000 // ten passes over the 100,000 tuples
+	scaleMasks   = 4
+	scaleRounds  = 9
+	scaleTuples  = scaleSports * scaleDports
+	scaleFlowMAC = 0x77
+)
+
+// frameTCP64 is a 64-byte Ethernet/IPv4/TCP frame from 10.0.0.1 to
+// 10.0.0.2 (ports set by the harness).
+func frameTCP64() []byte {
+	f := frame64()
+	ip := f[14:]
+	ip[9] = 6
+	ip[10], ip[11] = 0, 0
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(ip[i])<<8 | uint32(ip[i+1])
+	}
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	ip[10], ip[11] = byte(^sum>>8), byte(^sum)
+	tcp := ip[20:]
+	clear(tcp)
+	tcp[12] = 5 << 4 // data offset
+	tcp[13] = 0x10   // ACK
+	return f
+}
+
+func loadACLSwitch() (*datapath.Datapath, error) {
+	d, err := datapath.Open(datapath.Config{MaxFlows: maxFlows})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range []datapath.Port{{No: 1, Ifindex: ifIn, Name: "in"}, {No: 2, Ifindex: ifOut, Name: "out", Peer: true}} {
+		if err := d.SetPort(p); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
+	var k datapath.Key
+	k.InPort = 1
+	k.EthDst = [6]byte{0x0a, 0, 0, 0, 0, 2}
+	k.EthSrc = [6]byte{0x0a, 0, 0, 0, 0, 1}
+	k.SetEtherType(datapath.EthTypeIPv4)
+	k.SetIPv4Src(netip.MustParseAddr("10.0.0.1"))
+	k.SetIPv4Dst(netip.MustParseAddr("10.0.0.2"))
+	k.NwProto = 6
+	ones6 := [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	var m [scaleMasks]datapath.Mask
+	m[0].InPort, m[0].RecircId, m[0].EthDst = 0xffff, 0xffff, ones6
+	m[1] = m[0]
+	m[1].EthSrc, m[1].EthType = ones6, 0xffff
+	m[2] = m[1]
+	m[2].SetIPv4Src(netip.MustParseAddr("255.255.255.255"))
+	m[2].SetIPv4Dst(netip.MustParseAddr("255.255.255.255"))
+	m[3] = m[2]
+	m[3].NwProto, m[3].NwFrag, m[3].TpDst = 0xff, 0xff, 0xffff
+	other := func(f func(*datapath.Key)) datapath.Key { o := k; f(&o); return o }
+	flows := []struct {
+		mask int
+		key  datapath.Key
+		acts []datapath.Action
+	}{
+		{0, other(func(o *datapath.Key) { o.EthDst = ones6 }), []datapath.Action{datapath.Output(2)}},
+		{1, other(func(o *datapath.Key) { o.SetEtherType(datapath.EthTypeARP) }), []datapath.Action{datapath.Output(2)}},
+		{2, other(func(o *datapath.Key) { o.SetIPv4Dst(netip.MustParseAddr("10.0.0.3")) }), nil},
+		{3, other(func(o *datapath.Key) { o.SetL4Dst(80) }), []datapath.Action{datapath.Output(2)}},
+		{3, other(func(o *datapath.Key) { o.SetL4Dst(443) }), []datapath.Action{datapath.Output(2)}},
+	}
+	for _, f := range flows {
+		if _, err := d.PutFlow(m[f.mask], f.key, f.acts); err != nil {
+			d.Close()
+			return nil, fmt.Errorf("installing a flow under mask %d: %w", f.mask, err)
+		}
+	}
+	return d, nil
+}
+
+// loadCycle loads the harness with target as its tail-call target.
+func loadCycle(target *ebpf.Program) (*testprogs.BenchCycleObjects, error) {
+	spec, err := testprogs.LoadBenchCycle()
+	if err != nil {
+		return nil, err
+	}
+	if err := spec.Variables["sports"].Set(uint32(scaleSports)); err != nil {
+		return nil, err
+	}
+	if err := spec.Variables["ndports"].Set(uint32(scaleDports)); err != nil {
+		return nil, err
+	}
+	var o testprogs.BenchCycleObjects
+	if err := spec.LoadAndAssign(&o, nil); err != nil {
+		return nil, fmt.Errorf("loading the tuple-cycling harness: %w", err)
+	}
+	if err := o.Target.Update(uint32(0), target, ebpf.UpdateAny); err != nil {
+		o.Close()
+		return nil, fmt.Errorf("pointing the harness at %s: %w", target, err)
+	}
+	return &o, nil
+}
+
+// scale prints hit_100k_flows_ns and its ratio to the empty program, with
+// the exact-match cache's hit rate over the run.
+func scale(empty *ebpf.Program, out func(name string, v float64)) error {
+	d, err := loadACLSwitch()
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	toDP, err := loadCycle(d.IngressProgram())
+	if err != nil {
+		return err
+	}
+	defer toDP.Close()
+	toEmpty, err := loadCycle(empty)
+	if err != nil {
+		return err
+	}
+	defer toEmpty.Close()
+	f := frameTCP64()
+	// Each round times the empty program, the harness alone and the
+	// harness with the datapath back to back, and the figure is the
+	// median over rounds of each round's own difference: the machine's
+	// load drifts between rounds more than within one.
+	var per, harness, empties []float64
+	for r := 0; r < scaleRounds; r++ {
+		var t [3]float64
+		for i, p := range []*ebpf.Program{empty, toEmpty.Cycle, toDP.Cycle} {
+			d, ret, err := datapath.BenchmarkProgram(p, f, ifIn, scaleRepeat)
+			if err != nil {
+				return err
+			}
+			if p == toDP.Cycle && ret != datapath.VerdictRedirect {
+				return fmt.Errorf("hit_100k_flows: the frame was not forwarded (verdict %d)", ret)
+			}
+			t[i] = ns(d)
+		}
+		empties = append(empties, t[0])
+		harness = append(harness, t[1]-t[0])
+		per = append(per, t[2]-t[1]+t[0])
+	}
+	cnt, err := d.Counters()
+	if err != nil {
+		return err
+	}
+	if cnt.Misses != 0 || cnt.MaskHits == 0 || cnt.MaskProbes != scaleMasks*cnt.MaskHits {
+		return fmt.Errorf("hit_100k_flows: want every lookup a hit under mask %d: %+v", scaleMasks-1, cnt)
+	}
+	ratios := make([]float64, len(per))
+	for i := range per {
+		ratios[i] = per[i] / empties[i]
+	}
+	out("hit_100k_flows_ns", median(per))
+	out("hit_100k_flows_x_empty", median(ratios))
+	out("hit_100k_harness_ns", median(harness))
+	out("hit_100k_emc_hit_pct", 100*float64(cnt.EMCHits)/float64(cnt.Lookups()))
+	return nil
+}
