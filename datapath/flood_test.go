@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/ovsbpf/ovsbpf/bpf"
 	"github.com/ovsbpf/ovsbpf/internal/netns"
 )
 
@@ -283,4 +284,46 @@ func TestActionBlockPoolIsBoundedAndGivenBack(t *testing.T) {
 	require.NoError(t, d.DeleteFlow(m, Key{InPort: 1}))
 	_, used = d.ActionBlocks()
 	require.Equal(t, 1, used, "a deleted flow's blocks go back (after the quarantine)")
+}
+
+// A restarted daemon takes pinned floods over with their blocks: it reads
+// each list back whole, counts its blocks as taken, and gives new lists
+// other blocks. A pinned table of another size is refused, not reused.
+func TestPinnedFloodsKeepTheirBlocks(t *testing.T) {
+	dir := filepath.Join("/sys/fs/bpf", fmt.Sprintf("ovsbpf-test-flood-%d", os.Getpid()))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	flood := func(n int, first uint16) []Action {
+		var as []Action
+		for i := 0; i < n; i++ {
+			as = append(as, Output(first+uint16(i)))
+		}
+		return as
+	}
+	m := maskOf(mInPort)
+	d, err := Open(Config{PinPath: dir, MaxFlows: 1000})
+	require.NoError(t, err)
+	_, err = d.PutFlow(m, Key{InPort: 1}, flood(20, 100))
+	require.NoError(t, err)
+	require.NoError(t, d.Close())
+
+	_, err = Open(Config{PinPath: dir, MaxFlows: 2000})
+	require.Error(t, err, "pinned maps of another size")
+
+	d2, err := Open(Config{PinPath: dir, MaxFlows: 1000})
+	require.NoError(t, err)
+	t.Cleanup(func() { d2.Destroy() })
+	_, used := d2.ActionBlocks()
+	require.Equal(t, 2, used, "the recovered list's two blocks past its first")
+	_, err = d2.PutFlow(m, Key{InPort: 2}, flood(30, 200))
+	require.NoError(t, err)
+	// Both lists, as the kernel holds them.
+	for in, want := range map[uint16][]Action{1: flood(20, 100), 2: flood(30, 200)} {
+		f := d2.flows.find(m, Key{InPort: in})
+		require.NotNil(t, f)
+		var first bpf.DatapathOvsbpfActions
+		require.NoError(t, d2.objs.FlowActions.Lookup(f.id, &first))
+		got, _, err := readActions(d2.objs.ActionBlocks, &first, d2.pool)
+		require.NoError(t, err)
+		require.Equal(t, want, got, "in_port %d", in)
+	}
 }
