@@ -144,6 +144,9 @@ func Open(cfg Config) (*Datapath, error) {
 		if errors.As(err, &ve) {
 			return nil, fmt.Errorf("loading the datapath programs (verifier log follows): %w", err)
 		}
+		if errors.Is(err, ebpf.ErrMapIncompatible) {
+			return nil, fmt.Errorf("loading the datapath: the maps pinned under %s were made for another flow table size (%d megaflows asked) or another build; remove them to start afresh: %w", d.pinDir, maxFlows, err)
+		}
 		return nil, fmt.Errorf("loading the datapath (pinned maps under %s may be from an incompatible build; remove them to start afresh): %w", d.pinDir, err)
 	}
 	if ring != d.objs.Upcalls.MaxEntries() {

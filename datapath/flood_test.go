@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/stretchr/testify/require"
@@ -307,7 +308,8 @@ func TestPinnedFloodsKeepTheirBlocks(t *testing.T) {
 	require.NoError(t, d.Close())
 
 	_, err = Open(Config{PinPath: dir, MaxFlows: 2000})
-	require.Error(t, err, "pinned maps of another size")
+	require.ErrorIs(t, err, ebpf.ErrMapIncompatible, "pinned maps of another size")
+	require.ErrorContains(t, err, "2000 megaflows asked")
 
 	d2, err := Open(Config{PinPath: dir, MaxFlows: 1000})
 	require.NoError(t, err)
