@@ -121,6 +121,49 @@ func checkBookkeeping(t *testing.T, d *Datapath) {
 	require.NoError(t, ft.objs.MaskLimit.Lookup(uint32(0), &klimit))
 	require.Equal(t, limit, ft.limit, "mask limit in the mirror")
 	require.Equal(t, limit, klimit, "mask limit in the kernel")
+	checkBlocks(t, ft)
+}
+
+// checkBlocks asserts the same of the action block pool: every block is
+// never used, held by the list of a flow id in use (or stale, whose list a
+// late reader may still follow), quarantined or free, and only one of
+// them.
+func checkBlocks(t *testing.T, ft *flowTable) {
+	t.Helper()
+	seen := make([]uint8, ft.blocks.limit)
+	place := make([]string, ft.blocks.limit)
+	mark := func(b uint32, where string) {
+		require.NotZero(t, b, "block 0 is never handed out (%s)", where)
+		require.Less(t, b, ft.blocks.limit)
+		seen[b]++
+		require.Equal(t, uint8(1), seen[b], "action block %d is both %s and %s", b, place[b], where)
+		place[b] = where
+	}
+	holders := map[uint32]bool{}
+	for _, f := range ft.byKey {
+		holders[f.id] = true
+	}
+	for _, id := range ft.ids.stale {
+		holders[id] = true
+	}
+	for id, bs := range ft.blocksOf {
+		require.True(t, holders[id], "flow id %d holds action blocks but is neither in use nor stale", id)
+		for _, b := range bs {
+			mark(b, fmt.Sprintf("held by flow id %d", id))
+		}
+	}
+	for _, b := range ft.blocks.free {
+		mark(b, "free")
+	}
+	for _, q := range ft.blocks.quarantine {
+		mark(q.id, "quarantined")
+	}
+	for b := uint32(1); b < ft.blocks.limit; b++ {
+		if b >= ft.blocks.next {
+			mark(b, "never used")
+		}
+		require.Equal(t, uint8(1), seen[b], "action block %d is lost: in no list", b)
+	}
 }
 
 // TestFailedFlowWritesLeakNothing makes each map the flow table writes
@@ -135,6 +178,13 @@ func TestFailedFlowWritesLeakNothing(t *testing.T) {
 	putKnownMask := func(d *Datapath) error { _, err := d.PutFlow(l2, keyFor(3), []Action{Output(1)}); return err }
 	replace := func(d *Datapath) error { _, err := d.PutFlow(l2, keyFor(1), []Action{Output(3)}); return err }
 	del := func(d *Datapath) error { return d.DeleteFlow(l2, keyFor(1)) }
+	// A flood: a list of three blocks, two from the pool.
+	var flood []Action
+	for i := range 2*BlockActions + 1 {
+		flood = append(flood, Output(uint16(i%3+1)))
+	}
+	putFlood := func(d *Datapath) error { _, err := d.PutFlow(l2, keyFor(3), flood); return err }
+	replaceByFlood := func(d *Datapath) error { _, err := d.PutFlow(l2, keyFor(1), flood); return err }
 	tests := []struct {
 		name string
 		m    func(o *bpf.DatapathObjects) **ebpf.Map
@@ -154,6 +204,11 @@ func TestFailedFlowWritesLeakNothing(t *testing.T) {
 		{"replace, flow update refused", func(o *bpf.DatapathObjects) **ebpf.Map { return &o.Flows }, replace, true},
 		{"delete, flow delete refused", func(o *bpf.DatapathObjects) **ebpf.Map { return &o.Flows }, del, true},
 		{"delete, retire refused", func(o *bpf.DatapathObjects) **ebpf.Map { return &o.FlowActions }, del, false},
+		{"flood, action block refused", func(o *bpf.DatapathObjects) **ebpf.Map { return &o.ActionBlocks }, putFlood, true},
+		{"flood, first block refused", func(o *bpf.DatapathObjects) **ebpf.Map { return &o.FlowActions }, putFlood, true},
+		{"flood, flow insert refused", func(o *bpf.DatapathObjects) **ebpf.Map { return &o.Flows }, putFlood, true},
+		{"replace by a flood, action block refused", func(o *bpf.DatapathObjects) **ebpf.Map { return &o.ActionBlocks }, replaceByFlood, true},
+		{"replace by a flood, flow update refused", func(o *bpf.DatapathObjects) **ebpf.Map { return &o.Flows }, replaceByFlood, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
