@@ -43,9 +43,9 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// maxFlowsLimit bounds Config.MaxFlows: 16 million megaflows would take
+// MaxFlowLimit bounds Config.MaxFlows: 16 million megaflows would take
 // some 2.5 GB of maps, beyond any host's need.
-const maxFlowsLimit = 1 << 24
+const MaxFlowLimit = 1 << 24
 
 // actionPool is the number of action blocks megaflows' long lists share
 // for a datapath of maxFlows megaflows: one for every eight flows (at
@@ -106,8 +106,8 @@ func Open(cfg Config) (*Datapath, error) {
 	if maxFlows == 0 {
 		maxFlows = DefaultMaxFlows
 	}
-	if maxFlows < 1 || maxFlows > maxFlowsLimit {
-		return nil, fmt.Errorf("flow table of %d megaflows: must be 1 to %d", cfg.MaxFlows, maxFlowsLimit)
+	if maxFlows < 1 || maxFlows > MaxFlowLimit {
+		return nil, fmt.Errorf("flow table of %d megaflows: must be 1 to %d", cfg.MaxFlows, MaxFlowLimit)
 	}
 	// Flow id 0 is never used, so the arrays at flow ids have one more
 	// slot than the flows map has entries.

@@ -95,17 +95,40 @@ Control commands (ovs-appctl -t SOCKET COMMAND, or ovsbpfctl COMMAND):
 	return cmd
 }
 
-func run(ctx context.Context, o options) error {
+// validate checks the flags before anything is created, so that a bad one
+// leaves no pinned datapath or half-attached port behind, and returns the
+// log level. Each error names the flag and the value.
+func (o *options) validate() (slog.Level, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return fmt.Errorf("--log-level %q: want debug, info, warn or error", o.logLevel)
+		return level, fmt.Errorf("--log-level %q: want debug, info, warn or error", o.logLevel)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	if o.ovnRemote != "" {
 		if err := ovsdb.CheckRemote(o.ovnRemote); err != nil {
-			return fmt.Errorf("--ovn-remote: %w", err)
+			return level, fmt.Errorf("--ovn-remote: %w", err)
 		}
 	}
+	switch {
+	case o.handlers < 0 || o.handlers > datapath.MaxExecutors:
+		return level, fmt.Errorf("--handlers %d: want 0 (one per CPU) to %d", o.handlers, datapath.MaxExecutors)
+	case o.flowLimit < 0 || o.flowLimit > datapath.MaxFlowLimit:
+		return level, fmt.Errorf("--flow-limit %d: want 0 (%d) to %d", o.flowLimit, datapath.DefaultMaxFlows, datapath.MaxFlowLimit)
+	case o.maxIdle <= 0:
+		return level, fmt.Errorf("--max-idle %s: must be positive", o.maxIdle)
+	case o.busyPoll < 0:
+		return level, fmt.Errorf("--upcall-busy-poll %s: must not be negative", o.busyPoll)
+	case o.pinPath == "":
+		return level, errors.New(`--pin-path "": give a bpffs directory, or "none" to pin nothing`)
+	}
+	return level, nil
+}
+
+func run(ctx context.Context, o options) error {
+	level, err := o.validate()
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	local, err := ovsdb.NewLocalMonitor(o.db, log.With("db", "local"))
 	if err != nil {
 		return fmt.Errorf("--db: %w", err)
