@@ -32,17 +32,8 @@ func TestExecuteDeliversLikeTheFastPath(t *testing.T) {
 			return err
 		}
 		defer d.Close()
-		for _, p := range []struct {
-			no   uint16
-			name string
-		}{{1, "lo"}, {2, "h2"}, {3, "h3"}} {
-			ifi, err := net.InterfaceByName(p.name)
-			if err != nil {
-				return err
-			}
-			if err := d.SetPort(Port{No: p.no, Ifindex: uint32(ifi.Index), Name: p.name}); err != nil {
-				return err
-			}
+		if err := namedPorts(d, false, "lo", "h2", "h3"); err != nil {
+			return err
 		}
 		x, err := d.NewExecutor()
 		if err != nil {
@@ -60,6 +51,30 @@ func TestExecuteDeliversLikeTheFastPath(t *testing.T) {
 	}
 }
 
+// namedPorts makes the interfaces names, in the calling thread's
+// namespace, datapath ports 1, 2, ...: attached (AddPort, port 2 a peer)
+// with attach, else known to the datapath only (SetPort), for Execute and
+// BPF_PROG_TEST_RUN to send to.
+func namedPorts(d *Datapath, attach bool, names ...string) error {
+	for i, name := range names {
+		ifi, err := net.InterfaceByName(name)
+		if err != nil {
+			return err
+		}
+		p := Port{No: uint16(i + 1), Ifindex: uint32(ifi.Index), Name: name}
+		if !attach {
+			err = d.SetPort(p)
+		} else {
+			p.Peer = p.No == 2
+			err = d.AddPort(p)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func TestAttachedPortForwardsRealTraffic(t *testing.T) {
 	chassis := netns.New(t, "ovsbpf-chassis")
 	vm1 := netns.AddVM(t, chassis, "h1")
@@ -74,17 +89,9 @@ func TestAttachedPortForwardsRealTraffic(t *testing.T) {
 			return err
 		}
 		defer d.Close()
-		for _, p := range []struct {
-			no   uint16
-			name string
-		}{{1, "h1"}, {2, "h2"}} {
-			ifi, err := net.InterfaceByName(p.name)
-			if err != nil {
-				return err
-			}
-			if err := d.AddPort(Port{No: p.no, Ifindex: uint32(ifi.Index), Name: p.name, Peer: p.no == 2}); err != nil {
-				return err
-			}
+		// Port 2 sends into vm2's namespace directly (a peer).
+		if err := namedPorts(d, true, "h1", "h2"); err != nil {
+			return err
 		}
 		// Everything vm1 sends goes to vm2, into its namespace directly.
 		if _, err := d.PutFlow(Mask{InPort: 0xffff}, Key{InPort: 1}, []Action{Output(2)}); err != nil {
@@ -177,17 +184,8 @@ func TestOutputsSeeThePacketAsAtTheirTurn(t *testing.T) {
 			return err
 		}
 		defer d.Close()
-		for _, p := range []struct {
-			no   uint16
-			name string
-		}{{1, "lo"}, {2, "h2"}, {3, "h3"}} {
-			ifi, err := net.InterfaceByName(p.name)
-			if err != nil {
-				return err
-			}
-			if err := d.SetPort(Port{No: p.no, Ifindex: uint32(ifi.Index), Name: p.name}); err != nil {
-				return err
-			}
+		if err := namedPorts(d, false, "lo", "h2", "h3"); err != nil {
+			return err
 		}
 		x, err := d.NewExecutor()
 		if err != nil {

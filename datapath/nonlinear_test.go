@@ -122,19 +122,7 @@ func TestNonLinearHeadersArePulled(t *testing.T) {
 		if d, err = Open(Config{}); err != nil {
 			return err
 		}
-		for _, p := range []struct {
-			no   uint16
-			name string
-		}{{1, "h1"}, {2, "h2"}} {
-			ifi, err := net.InterfaceByName(p.name)
-			if err != nil {
-				return err
-			}
-			if err := d.AddPort(Port{No: p.no, Ifindex: uint32(ifi.Index), Name: p.name, Peer: p.no == 2}); err != nil {
-				return err
-			}
-		}
-		return nil
+		return namedPorts(d, true, "h1", "h2")
 	}))
 	t.Cleanup(func() { d.Close() })
 	rd := upcallReader(t, d)
