@@ -32,6 +32,15 @@ func frame64() []byte {
 	ip[0], ip[2], ip[3], ip[8], ip[9] = 0x45, 0, 50, 64, 17
 	copy(ip[12:16], []byte{10, 0, 0, 1})
 	copy(ip[16:20], []byte{10, 0, 0, 2})
+	setIPv4Checksum(ip)
+	udp := ip[20:]
+	udp[0], udp[1], udp[2], udp[3], udp[4], udp[5] = 0x13, 0x88, 0x00, 0x35, 0, 30
+	return f
+}
+
+// setIPv4Checksum fills in the checksum of the IPv4 header ip starts with.
+func setIPv4Checksum(ip []byte) {
+	ip[10], ip[11] = 0, 0
 	var sum uint32
 	for i := 0; i < 20; i += 2 {
 		sum += uint32(ip[i])<<8 | uint32(ip[i+1])
@@ -40,15 +49,12 @@ func frame64() []byte {
 		sum = sum&0xffff + sum>>16
 	}
 	ip[10], ip[11] = byte(^sum>>8), byte(^sum)
-	udp := ip[20:]
-	udp[0], udp[1], udp[2], udp[3], udp[4], udp[5] = 0x13, 0x88, 0x00, 0x35, 0, 30
-	return f
 }
 
-// loadWithMasks opens a datapath with n masks installed, each with one
-// megaflow, the frame's own in the last slot searched.
-func loadWithMasks(n int, emc bool) (*datapath.Datapath, error) {
-	d, err := datapath.Open(datapath.Config{DisableEMC: !emc, MaxFlows: maxFlows})
+// openTwoPorts opens a datapath with ports 1 (in) and 2 (out, a peer) on
+// the interface indexes BPF_PROG_TEST_RUN is told about.
+func openTwoPorts(cfg datapath.Config) (*datapath.Datapath, error) {
+	d, err := datapath.Open(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -58,6 +64,12 @@ func loadWithMasks(n int, emc bool) (*datapath.Datapath, error) {
 			return nil, err
 		}
 	}
+	return d, nil
+}
+
+// frameKey is the key of frame64's headers up to the IPv4 addresses, from
+// port 1.
+func frameKey() datapath.Key {
 	var k datapath.Key
 	k.InPort = 1
 	k.EthDst = [6]byte{0x0a, 0, 0, 0, 0, 2}
@@ -65,6 +77,17 @@ func loadWithMasks(n int, emc bool) (*datapath.Datapath, error) {
 	k.SetEtherType(datapath.EthTypeIPv4)
 	k.SetIPv4Src(netip.MustParseAddr("10.0.0.1"))
 	k.SetIPv4Dst(netip.MustParseAddr("10.0.0.2"))
+	return k
+}
+
+// loadWithMasks opens a datapath with n masks installed, each with one
+// megaflow, the frame's own in the last slot searched.
+func loadWithMasks(n int, emc bool) (*datapath.Datapath, error) {
+	d, err := openTwoPorts(datapath.Config{DisableEMC: !emc, MaxFlows: maxFlows})
+	if err != nil {
+		return nil, err
+	}
+	k := frameKey()
 	k.NwProto, k.NwTtl = 17, 64
 	k.SetL4Src(5000)
 	k.SetL4Dst(53)

@@ -62,15 +62,7 @@ func frameTCP64() []byte {
 	f := frame64()
 	ip := f[14:]
 	ip[9] = 6
-	ip[10], ip[11] = 0, 0
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(ip[i])<<8 | uint32(ip[i+1])
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	ip[10], ip[11] = byte(^sum>>8), byte(^sum)
+	setIPv4Checksum(ip)
 	tcp := ip[20:]
 	clear(tcp)
 	tcp[12] = 5 << 4 // data offset
@@ -79,23 +71,11 @@ func frameTCP64() []byte {
 }
 
 func loadACLSwitch() (*datapath.Datapath, error) {
-	d, err := datapath.Open(datapath.Config{MaxFlows: maxFlows})
+	d, err := openTwoPorts(datapath.Config{MaxFlows: maxFlows})
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range []datapath.Port{{No: 1, Ifindex: ifIn, Name: "in"}, {No: 2, Ifindex: ifOut, Name: "out", Peer: true}} {
-		if err := d.SetPort(p); err != nil {
-			d.Close()
-			return nil, err
-		}
-	}
-	var k datapath.Key
-	k.InPort = 1
-	k.EthDst = [6]byte{0x0a, 0, 0, 0, 0, 2}
-	k.EthSrc = [6]byte{0x0a, 0, 0, 0, 0, 1}
-	k.SetEtherType(datapath.EthTypeIPv4)
-	k.SetIPv4Src(netip.MustParseAddr("10.0.0.1"))
-	k.SetIPv4Dst(netip.MustParseAddr("10.0.0.2"))
+	k := frameKey()
 	k.NwProto = 6
 	ones6 := [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 	var m [scaleMasks]datapath.Mask
