@@ -74,13 +74,24 @@ struct {
 	__type(value, struct ovsbpf_mask);
 } masks SEC(".maps");
 
-/* One entry: 1 + the highest used mask slot, where the search stops. */
+/* One entry: the slots the tuple space search tries, in order (see struct
+ * ovsbpf_mask_order). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u32);
-} mask_limit SEC(".maps");
+	__type(value, struct ovsbpf_mask_order);
+} mask_order SEC(".maps");
+
+/* Hits of the tuple space search under each mask slot, per CPU: what the
+ * search order follows. Exact-match cache hits are not counted; they do
+ * not search. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, OVSBPF_MAX_MASKS);
+	__type(key, __u32);
+	__type(value, __u64);
+} mask_hits SEC(".maps");
 
 /* Megaflows: the masked narrow key, with the mask's slot in pad[0], -> the
  * flow id. Preallocated, so a lookup or an update never allocates. */
@@ -233,8 +244,9 @@ static __always_inline int narrow_equal(const struct ovsbpf_narrow *a, const str
 		(x[3] ^ y[3]) | (x[4] ^ y[4]) | (x[5] ^ y[5])) == 0;
 }
 
-/* tss_lookup is the tuple space search: the first mask under which the
- * masked key is installed wins. */
+/* tss_lookup is the tuple space search: the masks are tried in the order
+ * mask_order lists them, and the first under which the masked key is
+ * installed wins. */
 static __always_inline __u32 *tss_lookup(const struct ovsbpf_narrow *key)
 {
 	struct ovsbpf_narrow masked __attribute__((aligned(8)));
@@ -243,14 +255,19 @@ static __always_inline __u32 *tss_lookup(const struct ovsbpf_narrow *key)
 
 	/* The counter stays in a register so the verifier sees its bound;
 	 * only a copy goes to the stack for the map lookup. */
-	__u32 zero = 0, *limitp = bpf_map_lookup_elem(&mask_limit, &zero);
-	__u32 limit = limitp ? *limitp : 0;
+	__u32 zero = 0;
+	struct ovsbpf_mask_order *order = bpf_map_lookup_elem(&mask_order, &zero);
+	if (!order)
+		return NULL;
+	__u32 n = order->n;
 	int i, probes = 0;
 
 	for (i = 0; i < OVSBPF_MAX_MASKS; i++) {
-		if (i >= limit)
+		if (i >= n)
 			break;
-		__u32 slot = i;
+		/* A slot number is below OVSBPF_MAX_MASKS, a power of two,
+		 * whatever the list holds. */
+		__u32 slot = order->slot[i] & (OVSBPF_MAX_MASKS - 1);
 		struct ovsbpf_mask *m = bpf_map_lookup_elem(&masks, &slot);
 		if (!m)
 			break;
@@ -264,10 +281,13 @@ static __always_inline __u32 *tss_lookup(const struct ovsbpf_narrow *key)
 		o[3] = k[3] & b[3];
 		o[4] = k[4] & b[4];
 		o[5] = k[5] & b[5];
-		masked.pad[0] = i;
+		masked.pad[0] = slot;
 		__u32 *id = bpf_map_lookup_elem(&flows, &masked);
 		if (id) {
 			count_n(OVSBPF_CNT_MASK_PROBES, probes);
+			__u64 *hits = bpf_map_lookup_elem(&mask_hits, &slot);
+			if (hits)
+				*hits += 1;
 			return id;
 		}
 	}

@@ -134,6 +134,12 @@ type DatapathOvsbpfMask struct {
 	Pad  uint32
 }
 
+type DatapathOvsbpfMaskOrder struct {
+	_    structs.HostLayout
+	N    uint32
+	Slot [32]uint8
+}
+
 type DatapathOvsbpfNarrow struct {
 	_        structs.HostLayout
 	InPort   uint16
@@ -241,7 +247,8 @@ const (
 	DatapathMapFlowStats          = "flow_stats"
 	DatapathMapFlowUsed           = "flow_used"
 	DatapathMapFlows              = "flows"
-	DatapathMapMaskLimit          = "mask_limit"
+	DatapathMapMaskHits           = "mask_hits"
+	DatapathMapMaskOrder          = "mask_order"
 	DatapathMapMasks              = "masks"
 	DatapathMapPortOfBigIfindex   = "port_of_big_ifindex"
 	DatapathMapPortOfIfindex      = "port_of_ifindex"
@@ -327,7 +334,8 @@ type DatapathMapSpecs struct {
 	FlowStats        *ebpf.MapSpec `ebpf:"flow_stats"`
 	FlowUsed         *ebpf.MapSpec `ebpf:"flow_used"`
 	Flows            *ebpf.MapSpec `ebpf:"flows"`
-	MaskLimit        *ebpf.MapSpec `ebpf:"mask_limit"`
+	MaskHits         *ebpf.MapSpec `ebpf:"mask_hits"`
+	MaskOrder        *ebpf.MapSpec `ebpf:"mask_order"`
 	Masks            *ebpf.MapSpec `ebpf:"masks"`
 	PortOfBigIfindex *ebpf.MapSpec `ebpf:"port_of_big_ifindex"`
 	PortOfIfindex    *ebpf.MapSpec `ebpf:"port_of_ifindex"`
@@ -385,7 +393,8 @@ type DatapathMaps struct {
 	FlowStats        *ebpf.Map `ebpf:"flow_stats"`
 	FlowUsed         *ebpf.Map `ebpf:"flow_used"`
 	Flows            *ebpf.Map `ebpf:"flows"`
-	MaskLimit        *ebpf.Map `ebpf:"mask_limit"`
+	MaskHits         *ebpf.Map `ebpf:"mask_hits"`
+	MaskOrder        *ebpf.Map `ebpf:"mask_order"`
 	Masks            *ebpf.Map `ebpf:"masks"`
 	PortOfBigIfindex *ebpf.Map `ebpf:"port_of_big_ifindex"`
 	PortOfIfindex    *ebpf.Map `ebpf:"port_of_ifindex"`
@@ -406,7 +415,8 @@ func (m *DatapathMaps) Close() error {
 		m.FlowStats,
 		m.FlowUsed,
 		m.Flows,
-		m.MaskLimit,
+		m.MaskHits,
+		m.MaskOrder,
 		m.Masks,
 		m.PortOfBigIfindex,
 		m.PortOfIfindex,

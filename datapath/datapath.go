@@ -193,7 +193,7 @@ func (d *Datapath) Destroy() error {
 	}
 	if d.pinDir != "" {
 		for _, m := range []*ebpf.Map{d.objs.Counters, d.objs.Drops, d.objs.Emc, d.objs.ExecActions,
-			d.objs.FlowActions, d.objs.ActionBlocks, d.objs.FlowUsed, d.objs.FlowStats, d.objs.Flows, d.objs.MaskLimit, d.objs.Masks,
+			d.objs.FlowActions, d.objs.ActionBlocks, d.objs.FlowUsed, d.objs.FlowStats, d.objs.Flows, d.objs.MaskOrder, d.objs.MaskHits, d.objs.Masks,
 			d.objs.Ports, d.objs.PortOfIfindex, d.objs.PortOfBigIfindex, d.objs.Upcalls, d.objs.Clock} {
 			if err := m.Unpin(); err != nil {
 				errs = append(errs, err)

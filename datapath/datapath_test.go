@@ -384,6 +384,51 @@ func TestTupleSpaceSearch(t *testing.T) {
 	require.ErrorIs(t, d.DeleteFlow(maskOf(mInPort, mRecirc, mEthType, mNwDst24), key2), ErrNoFlow)
 }
 
+// The search tries first the masks with the most hits since the last
+// reorder: the busiest flow costs one probe, not one per mask before it.
+func TestTupleSpaceSearchTriesTheBusiestMaskFirst(t *testing.T) {
+	d := openTest(t, Config{DisableEMC: true})
+	key3 := keyFor(3)
+	key3.NwProto = 17
+	key3.SetL4Dst(53)
+	for _, f := range []struct {
+		mask Mask
+		key  Key
+	}{
+		{maskOf(l2Switch...), keyFor(1)},
+		{maskOf(mInPort, mRecirc, mEthType, mNwDst24), keyFor(2)},
+		{maskOf(mInPort, mRecirc, mEthType, mNwProto, mL4Dst), key3},
+	} {
+		_, err := d.PutFlow(f.mask, f.key, []Action{Output(2)})
+		require.NoError(t, err)
+	}
+	probes := func(frame []byte, ifindex uint32, n int) uint64 {
+		before := counters(t, d).MaskProbes
+		for range n {
+			require.Equal(t, uint32(VerdictRedirect), run(t, d, frame, ifindex).Verdict)
+		}
+		return counters(t, d).MaskProbes - before
+	}
+	udp, tcp := udpFrame(t, 0), tcpFrame(t, 0)
+	require.Equal(t, uint64(30), probes(udp, ifVM3, 10), "the newest mask is tried last")
+	require.NoError(t, d.ReorderMasks())
+	require.Equal(t, uint64(10), probes(udp, ifVM3, 10), "after a reorder, first")
+	require.Equal(t, uint64(20), probes(tcp, ifVM1, 10), "the L2 mask, second now")
+
+	// The L2 flow is busier since the last reorder: it goes first.
+	probes(tcp, ifVM1, 10)
+	require.NoError(t, d.ReorderMasks())
+	require.Equal(t, uint64(10), probes(tcp, ifVM1, 10))
+	require.Equal(t, uint64(20), probes(udp, ifVM3, 10))
+
+	// A freed slot leaves the search; a new mask in it starts last.
+	require.NoError(t, d.DeleteFlow(maskOf(l2Switch...), keyFor(1)))
+	require.Equal(t, uint64(10), probes(udp, ifVM3, 10))
+	_, err := d.PutFlow(maskOf(l2Switch...), keyFor(1), []Action{Output(2)})
+	require.NoError(t, err)
+	require.Equal(t, uint64(30), probes(tcp, ifVM1, 10))
+}
+
 func TestChangedOrDeletedFlowTakesEffectDespiteEMC(t *testing.T) {
 	d := openTest(t, Config{})
 	mask, key := maskOf(l2Switch...), keyFor(1)

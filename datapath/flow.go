@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -91,8 +92,13 @@ type flowTable struct {
 	used  *ebpf.Memory // flow_used, mapped: each flow's last hit in jiffies
 	byKey map[Key]*flowEntry
 	masks [MaxMasks]*maskSlot
-	limit uint32
-	ids   idAllocator
+	// order lists the used mask slots in the order the tuple space
+	// search tries them (mask_order): the most hit first.
+	order []uint8
+	// hits is each slot's search hits, summed over CPUs, at the last
+	// reorder.
+	hits [MaxMasks]uint64
+	ids  idAllocator
 	// blocks hands out action_blocks indexes 1..pool to long lists.
 	blocks   idAllocator
 	blocksOf map[uint32][]uint32 // flow id -> its list's blocks, while it has any
@@ -241,6 +247,13 @@ func recoverFlows(objs *bpf.DatapathObjects, log *slog.Logger, maxFlows, pool ui
 			t.masks[slot] = &maskSlot{mask: Mask(m.Bits)}
 		}
 	}
+	// Keep a pinned search order (writeOrder drops what is not a used
+	// slot and appends what it lacks).
+	var order bpf.DatapathOvsbpfMaskOrder
+	if err := objs.MaskOrder.Lookup(uint32(0), &order); err != nil {
+		return nil, fmt.Errorf("reading the mask search order: %w", err)
+	}
+	t.order = slices.Clone(order.Slot[:min(order.N, MaxMasks)])
 	var (
 		hkey Key
 		id   uint32
@@ -321,24 +334,70 @@ func recoverFlows(objs *bpf.DatapathObjects, log *slog.Logger, maxFlows, pool ui
 			objs.Masks.Update(uint32(slot), bpf.DatapathOvsbpfMask{}, ebpf.UpdateAny)
 		}
 	}
-	if err := t.writeLimit(); err != nil {
+	if err := t.writeOrder(); err != nil {
 		return nil, err
 	}
 	return t, nil
 }
 
-func (t *flowTable) writeLimit() error {
-	limit := uint32(0)
-	for slot := range t.masks {
-		if t.masks[slot] != nil {
-			limit = uint32(slot) + 1
+// writeOrder writes the search order: t.order's slots that are in use,
+// each once, then any used slot it lacks, ascending.
+func (t *flowTable) writeOrder() error {
+	var listed [MaxMasks]bool
+	order := t.order[:0]
+	for _, slot := range t.order {
+		if uint32(slot) < MaxMasks && t.masks[slot] != nil && !listed[slot] {
+			listed[slot] = true
+			order = append(order, slot)
 		}
 	}
-	if err := t.objs.MaskLimit.Update(uint32(0), limit, ebpf.UpdateAny); err != nil {
-		return fmt.Errorf("writing the mask limit: %w", err)
+	for slot := range t.masks {
+		if t.masks[slot] != nil && !listed[slot] {
+			order = append(order, uint8(slot))
+		}
 	}
-	t.limit = limit
+	t.order = order
+	var v bpf.DatapathOvsbpfMaskOrder
+	v.N = uint32(copy(v.Slot[:], order))
+	if err := t.objs.MaskOrder.Update(uint32(0), &v, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("writing the mask search order: %w", err)
+	}
 	return nil
+}
+
+// reorderMasks sorts the search order by the hits each mask had since the
+// last reorder, most first, as Open vSwitch ranks its subtables: packets
+// of the busiest megaflows then probe one mask, not every mask before
+// theirs.
+func (t *flowTable) reorderMasks() error {
+	var since [MaxMasks]uint64
+	for _, slot := range t.order {
+		sum, err := t.sumHits(slot)
+		if err != nil {
+			return err
+		}
+		since[slot] = sum - t.hits[slot]
+		t.hits[slot] = sum
+	}
+	busiestFirst := func(a, b uint8) int { return cmp.Compare(since[b], since[a]) }
+	if slices.IsSortedFunc(t.order, busiestFirst) {
+		return nil
+	}
+	slices.SortStableFunc(t.order, busiestFirst)
+	return t.writeOrder()
+}
+
+// sumHits returns the search hits under mask slot, summed over CPUs.
+func (t *flowTable) sumHits(slot uint8) (uint64, error) {
+	var per []uint64
+	if err := t.objs.MaskHits.Lookup(uint32(slot), &per); err != nil {
+		return 0, fmt.Errorf("reading the hits of mask slot %d: %w", slot, err)
+	}
+	var sum uint64
+	for _, n := range per {
+		sum += n
+	}
+	return sum, nil
 }
 
 // maskSlotFor returns the slot of mask, taking a free one if it is new.
@@ -428,12 +487,11 @@ func (t *flowTable) put(mask Mask, key Key, actions []Action) (bool, error) {
 			return false, fmt.Errorf("megaflow %s: writing mask slot %d: %w", FormatFlow(&key, &mask), slot, err)
 		}
 		t.masks[slot] = &maskSlot{mask: mask}
-		if uint32(slot) >= t.limit {
-			if err := t.writeLimit(); err != nil {
-				t.ids.release(id, now)
-				t.dropMaskIfUnused(slot)
-				return false, fmt.Errorf("megaflow %s: %w", FormatFlow(&key, &mask), err)
-			}
+		t.order = append(t.order, uint8(slot)) // searched last until it earns hits
+		if err := t.writeOrder(); err != nil {
+			t.ids.release(id, now)
+			t.dropMaskIfUnused(slot)
+			return false, fmt.Errorf("megaflow %s: %w", FormatFlow(&key, &mask), err)
 		}
 	}
 	if err := t.objs.Flows.Update(unsafe.Pointer(&hkey), unsafe.Pointer(&id), ebpf.UpdateAny); err != nil {
@@ -509,8 +567,12 @@ func (t *flowTable) dropMaskIfUnused(slot int) {
 	if err := t.objs.Masks.Update(uint32(slot), bpf.DatapathOvsbpfMask{}, ebpf.UpdateAny); err != nil {
 		t.log.Error("cannot free mask slot", "slot", slot, "err", err)
 	}
-	if err := t.writeLimit(); err != nil {
-		t.log.Error("cannot lower the mask limit", "err", err)
+	// The next mask in this slot counts its hits from now.
+	if sum, err := t.sumHits(uint8(slot)); err == nil {
+		t.hits[slot] = sum
+	}
+	if err := t.writeOrder(); err != nil {
+		t.log.Error("cannot take a freed mask out of the search", "err", err)
 	}
 }
 
@@ -736,6 +798,14 @@ func (d *Datapath) entries(dst []*flowEntry) []*flowEntry {
 		dst = append(dst, f)
 	}
 	return dst
+}
+
+// ReorderMasks has the tuple space search try first the masks that had the
+// most hits since the last call. The revalidator calls it every sweep.
+func (d *Datapath) ReorderMasks() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.flows.reorderMasks()
 }
 
 // MaskCount returns how many masks the tuple space search goes through.

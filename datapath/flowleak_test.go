@@ -50,7 +50,7 @@ func readOnly(t *testing.T, d *Datapath, m **ebpf.Map) func() {
 // flow id and mask slot, and that the kernel's maps say the same: every id
 // is in exactly one place (never used, in use, quarantined, free or
 // stale), every mask slot in use has as many references as flows use it
-// and at least one, and the masks and the mask limit in the kernel match.
+// and at least one, and the masks and the search order in the kernel match.
 func checkBookkeeping(t *testing.T, d *Datapath) {
 	t.Helper()
 	d.mu.Lock()
@@ -101,7 +101,7 @@ func checkBookkeeping(t *testing.T, d *Datapath) {
 	require.NoError(t, it.Err())
 	require.Equal(t, len(ft.byKey), n, "flows in the kernel")
 
-	limit := uint32(0)
+	var used []uint8
 	for slot := range MaxMasks {
 		var km bpf.DatapathOvsbpfMask
 		require.NoError(t, ft.objs.Masks.Lookup(uint32(slot), &km))
@@ -115,12 +115,12 @@ func checkBookkeeping(t *testing.T, d *Datapath) {
 		require.Positive(t, s.refs, "mask slot %d is taken by no flow: leaked", slot)
 		require.Equal(t, uint32(1), km.Used, "mask slot %d in the kernel", slot)
 		require.Equal(t, s.mask, Mask(km.Bits), "mask slot %d in the kernel", slot)
-		limit = uint32(slot) + 1
+		used = append(used, uint8(slot))
 	}
-	var klimit uint32
-	require.NoError(t, ft.objs.MaskLimit.Lookup(uint32(0), &klimit))
-	require.Equal(t, limit, ft.limit, "mask limit in the mirror")
-	require.Equal(t, limit, klimit, "mask limit in the kernel")
+	var korder bpf.DatapathOvsbpfMaskOrder
+	require.NoError(t, ft.objs.MaskOrder.Lookup(uint32(0), &korder))
+	require.Equal(t, ft.order, korder.Slot[:korder.N], "the search order in the kernel and in the mirror")
+	require.ElementsMatch(t, used, ft.order, "the search tries every used mask slot, once")
 	checkBlocks(t, ft)
 }
 
@@ -193,7 +193,7 @@ func TestFailedFlowWritesLeakNothing(t *testing.T) {
 		// failed write (a deleted flow whose id cannot be retired).
 		fails bool
 	}{
-		{"new mask, mask limit refused", func(o *bpf.DatapathObjects) **ebpf.Map { return &o.MaskLimit }, putNewMask, true},
+		{"new mask, search order refused", func(o *bpf.DatapathObjects) **ebpf.Map { return &o.MaskOrder }, putNewMask, true},
 		{"new mask, mask slot refused", func(o *bpf.DatapathObjects) **ebpf.Map { return &o.Masks }, putNewMask, true},
 		{"new mask, flow insert refused", func(o *bpf.DatapathObjects) **ebpf.Map { return &o.Flows }, putNewMask, true},
 		{"new mask, action list refused", func(o *bpf.DatapathObjects) **ebpf.Map { return &o.FlowActions }, putNewMask, true},

@@ -24,6 +24,9 @@ type FlowTable interface {
 	// filled; the Actions must not be changed.
 	AppendFlowsLastUsed(dst []datapath.Flow) ([]datapath.Flow, error)
 	FlowCount() int
+	// ReorderMasks has the lookup try first the masks hit most since
+	// the last call.
+	ReorderMasks() error
 }
 
 // ErrNotReady is what a Pipeline's Process returns (or wraps) until it has
@@ -211,6 +214,9 @@ func (m *megaflows) revalidate() {
 		return true
 	})
 	m.lastSweep = start
+	if err := m.flows.ReorderMasks(); err != nil {
+		m.log.Error("revalidator cannot reorder the mask search", "err", err)
+	}
 }
 
 // recheck asks the current pipeline about a flow again. It keeps the flow

@@ -72,6 +72,8 @@ func (m *memTable) AppendFlowsLastUsed(dst []datapath.Flow) ([]datapath.Flow, er
 	return dst, nil
 }
 
+func (m *memTable) ReorderMasks() error { return nil }
+
 func (m *memTable) FlowCount() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()

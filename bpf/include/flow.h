@@ -72,6 +72,19 @@ struct ovsbpf_mask {
 	__u32 pad;
 };
 
+/* The order in which the tuple space search tries the mask slots: n slots,
+ * as listed. User space lists every used slot, the most hit first (each
+ * revalidator sweep reorders them by the hits counted in mask_hits, as
+ * Open vSwitch sorts its subtables), and rewrites the list when a mask comes
+ * or goes. A packet that reads the list while it is rewritten may try a
+ * slot twice or miss one; a miss goes to the slow path, which finds its
+ * megaflow installed, so a torn read costs an upcall, never a wrong hit:
+ * megaflows under different masks never overlap with different actions. */
+struct ovsbpf_mask_order {
+	__u32 n;
+	__u8 slot[OVSBPF_MAX_MASKS];
+};
+
 enum ovsbpf_action_type {
 	OVSBPF_ACTION_END = 0,    /* no more actions */
 	OVSBPF_ACTION_OUTPUT,     /* send to port */
