@@ -6,8 +6,10 @@
 #     program: empty_prog_ns, cache_hit_{1,8,32}mask_ns, tss_{1,8,32}mask_ns
 #     and each as a multiple of the empty program (*_x_empty);
 #     hit_100k_flows_ns (100,000 TCP 5-tuples cycling through the megaflows of
-#     a switch with ACLs, past the exact-match cache; see
-#     integration/datapathbench/scale.go) and its multiple of the empty program;
+#     a switch with ACLs, past the exact-match cache, once the revalidator has
+#     ranked the masks; see integration/datapathbench/scale.go) and its
+#     multiple of the empty program, and the same with the masks in the worst
+#     order (hit_100k_flows_worst_order_*);
 #   - a broadcast cached to 64 ports: flood_64port_ns, beside the same frame
 #     cached to one port (cache_hit_1port_ns) and the cost of each further
 #     output (flood_per_output_ns), the 63 clones sent for real out of veths

@@ -33,9 +33,11 @@ import (
 //	   today.) Here it allows tcp.dst == 80 and 443.
 //
 // Each mask holds a flow of its own (an unknown source MAC, a broadcast,
-// another source address) and the cycled tuples hit the last mask
-// searched, slot 3: four probes a packet, the worst order these masks can
-// be in. The 100,000 tuples are one client's source ports 1024..51023 to
+// another source address) and the cycled tuples hit the mask installed
+// last, slot 3, which a fresh datapath searches last: four probes a
+// packet, the worst order (hit_100k_flows_worst_order). Then the masks are
+// ranked by hits, as every revalidator sweep in ovsbpfd does, and the
+// busy mask is searched first: one probe (hit_100k_flows). The 100,000 tuples are one client's source ports 1024..51023 to
 // the server's ports 80 and 443, so two megaflows carry them all, as in
 // OVS.
 //
