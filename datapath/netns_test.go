@@ -18,14 +18,15 @@ import (
 	"github.com/ovsbpf/ovsbpf/internal/netns"
 )
 
-func TestExecuteDeliversLikeTheFastPath(t *testing.T) {
+// executeToTwoVMs executes actions on frame, as from port 1, in a chassis
+// namespace whose ports 2 and 3 are the veths of two VMs, and returns the
+// captures on the VMs' ends.
+func executeToTwoVMs(t *testing.T, frame []byte, actions []Action) (vm2, vm3 *netns.Capture) {
+	t.Helper()
 	chassis := netns.New(t, "ovsbpf-chassis")
-	vm2 := netns.AddVM(t, chassis, "h2")
-	vm3 := netns.AddVM(t, chassis, "h3")
-	cap2, cap3 := netns.NewCapture(t, vm2, "eth0"), netns.NewCapture(t, vm3, "eth0")
-
-	marker := [6]byte{0x0a, 0xbb, 0, 0, 0, 0x42}
-	frame := udpFrame(t, 30)
+	ns2 := netns.AddVM(t, chassis, "h2")
+	ns3 := netns.AddVM(t, chassis, "h3")
+	vm2, vm3 = netns.NewCapture(t, ns2, "eth0"), netns.NewCapture(t, ns3, "eth0")
 	require.NoError(t, chassis.Do(func() error {
 		d, err := Open(Config{})
 		if err != nil {
@@ -40,9 +41,16 @@ func TestExecuteDeliversLikeTheFastPath(t *testing.T) {
 			return err
 		}
 		defer x.Close()
-		// Two outputs: a clone to each VM, the rewrite applying to both.
-		return x.Execute(frame, 1, []Action{SetEthSrc(marker), DecTTL(), Output(2), Output(3)})
+		return x.Execute(frame, 1, actions)
 	}))
+	return vm2, vm3
+}
+
+func TestExecuteDeliversLikeTheFastPath(t *testing.T) {
+	marker := [6]byte{0x0a, 0xbb, 0, 0, 0, 0x42}
+	frame := udpFrame(t, 30)
+	// Two outputs: a clone to each VM, the rewrite applying to both.
+	cap2, cap3 := executeToTwoVMs(t, frame, []Action{SetEthSrc(marker), DecTTL(), Output(2), Output(3)})
 	for _, c := range []*netns.Capture{cap2, cap3} {
 		got := c.From(marker[:], 300*time.Millisecond)
 		require.Len(t, got, 1, "exactly one copy per output")
@@ -170,30 +178,10 @@ func TestPinnedDatapathOutlivesTheProcessHandles(t *testing.T) {
 // Each output sends the packet as the actions before it left it: a
 // rewrite after an output changes only the copies that follow.
 func TestOutputsSeeThePacketAsAtTheirTurn(t *testing.T) {
-	chassis := netns.New(t, "ovsbpf-chassis")
-	vm2 := netns.AddVM(t, chassis, "h2")
-	vm3 := netns.AddVM(t, chassis, "h3")
-	cap2, cap3 := netns.NewCapture(t, vm2, "eth0"), netns.NewCapture(t, vm3, "eth0")
-
 	marker := [6]byte{0x0a, 0xbb, 0, 0, 0, 0x43}
 	frame := udpFrame(t, 30)
 	src := frame[6:12]
-	require.NoError(t, chassis.Do(func() error {
-		d, err := Open(Config{})
-		if err != nil {
-			return err
-		}
-		defer d.Close()
-		if err := namedPorts(d, false, "lo", "h2", "h3"); err != nil {
-			return err
-		}
-		x, err := d.NewExecutor()
-		if err != nil {
-			return err
-		}
-		defer x.Close()
-		return x.Execute(frame, 1, []Action{Output(2), SetEthSrc(marker), DecTTL(), Output(3)})
-	}))
+	cap2, cap3 := executeToTwoVMs(t, frame, []Action{Output(2), SetEthSrc(marker), DecTTL(), Output(3)})
 	got2 := cap2.From(src, 300*time.Millisecond)
 	require.Len(t, got2, 1, "vm2 gets the packet as it came, before the rewrite")
 	require.Equal(t, frame[22], got2[0][22], "vm2's copy keeps its TTL")
