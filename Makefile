@@ -4,6 +4,10 @@ SHELL := /bin/bash
 GO ?= go
 export PATH := /usr/local/go/bin:$(PATH)
 FUZZTIME ?= 20s
+# Minimizing a new input re-runs it once for each candidate cut: a
+# 1,500-byte frame took the whole FUZZTIME of FuzzParse (a few thousand
+# executions instead of a few hundred thousand). Bounded here.
+FUZZMINIMIZETIME ?= 2s
 
 .PHONY: help build test setup unit race fuzz generate check-generated lint bench-flowxlate bench-datapath demo clean
 
@@ -34,11 +38,11 @@ race: ## run the concurrent packages' tests under the race detector; a race or a
 	$(GO) test -race -json -count=1 -timeout 20m $(RACE_PKGS) | $(GO) run ./internal/testreport
 
 fuzz: ## fuzz the OVN parsers, the eBPF parser and fast path, upcall decoding (FUZZTIME each), and megaflow soundness with a random seed
-	$(GO) test -run '^$$' -fuzz '^FuzzParseMatch$$' -fuzztime $(FUZZTIME) ./flowxlate/ovn
-	$(GO) test -run '^$$' -fuzz '^FuzzParseActions$$' -fuzztime $(FUZZTIME) ./flowxlate/ovn
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./bpf/testprogs
-	$(GO) test -run '^$$' -fuzz '^FuzzIngress$$' -fuzztime $(FUZZTIME) ./datapath
-	$(GO) test -run '^$$' -fuzz '^FuzzParseUpcall$$' -fuzztime $(FUZZTIME) ./datapath
+	$(GO) test -run '^$$' -fuzz '^FuzzParseMatch$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./flowxlate/ovn
+	$(GO) test -run '^$$' -fuzz '^FuzzParseActions$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./flowxlate/ovn
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./bpf/testprogs
+	$(GO) test -run '^$$' -fuzz '^FuzzIngress$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./datapath
+	$(GO) test -run '^$$' -fuzz '^FuzzParseUpcall$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./datapath
 	OVSBPF_SOUNDNESS_SEED=random OVSBPF_SOUNDNESS_SAMPLES=512 OVSBPF_SOUNDNESS_FRAMES=32 \
 		$(GO) test -count=1 -run '^TestMegaflowSoundness$$' ./integration
 
