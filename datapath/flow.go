@@ -489,7 +489,7 @@ func (t *flowTable) put(mask Mask, key Key, actions []Action) (bool, error) {
 		t.masks[slot] = &maskSlot{mask: mask}
 		t.order = append(t.order, uint8(slot)) // searched last until it earns hits
 		if err := t.writeOrder(); err != nil {
-			t.ids.release(id, now)
+			t.releaseID(id, now)
 			t.dropMaskIfUnused(slot)
 			return false, fmt.Errorf("megaflow %s: %w", FormatFlow(&key, &mask), err)
 		}

@@ -185,6 +185,7 @@ func TestFailedFlowWritesLeakNothing(t *testing.T) {
 	}
 	putFlood := func(d *Datapath) error { _, err := d.PutFlow(l2, keyFor(3), flood); return err }
 	replaceByFlood := func(d *Datapath) error { _, err := d.PutFlow(l2, keyFor(1), flood); return err }
+	floodNewMask := func(d *Datapath) error { _, err := d.PutFlow(l3, keyFor(2), flood); return err }
 	tests := []struct {
 		name string
 		m    func(o *bpf.DatapathObjects) **ebpf.Map
@@ -208,6 +209,7 @@ func TestFailedFlowWritesLeakNothing(t *testing.T) {
 		{"flood, first block refused", func(o *bpf.DatapathObjects) **ebpf.Map { return &o.FlowActions }, putFlood, true},
 		{"flood, flow insert refused", func(o *bpf.DatapathObjects) **ebpf.Map { return &o.Flows }, putFlood, true},
 		{"replace by a flood, action block refused", func(o *bpf.DatapathObjects) **ebpf.Map { return &o.ActionBlocks }, replaceByFlood, true},
+		{"flood under a new mask, search order refused", func(o *bpf.DatapathObjects) **ebpf.Map { return &o.MaskOrder }, floodNewMask, true},
 		{"replace by a flood, flow update refused", func(o *bpf.DatapathObjects) **ebpf.Map { return &o.Flows }, replaceByFlood, true},
 	}
 	for _, tt := range tests {
