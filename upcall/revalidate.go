@@ -67,12 +67,12 @@ type megaflows struct {
 // ukeyID names a megaflow.
 type ukeyID struct{ mask, key datapath.Key }
 
-// ukey is what the slow path remembers of a megaflow it installed: the
-// packet that made it, so the revalidator can ask the pipeline again.
+// ukey is what the slow path remembers of a megaflow it installed (its
+// ukeyID names the mask and key, the table holds the actions): the packet
+// that made it, so the revalidator can ask the pipeline again, and the
+// pipeline version that decided it.
 type ukey struct {
 	pkt     field.Key
-	mask    datapath.Mask
-	actions []datapath.Action
 	version uint64
 	created time.Time
 }
@@ -91,7 +91,7 @@ func (m *megaflows) count() int { return m.flows.FlowCount() }
 // install remembers a megaflow and installs it.
 func (m *megaflows) install(mask datapath.Mask, key datapath.Key, pkt field.Key, acts []datapath.Action, version uint64) error {
 	id := ukeyID{mask, key}
-	m.ukeys.Store(id, &ukey{pkt: pkt, mask: mask, actions: acts, version: version, created: time.Now()})
+	m.ukeys.Store(id, &ukey{pkt: pkt, version: version, created: time.Now()})
 	if _, err := m.flows.PutFlow(mask, key, acts); err != nil {
 		m.ukeys.Delete(id)
 		return err
@@ -229,7 +229,7 @@ func (m *megaflows) recheck(f datapath.Flow, uk *ukey, version uint64) (bool, er
 	if uk == nil {
 		var pk datapath.PacketKey
 		pk.SetNarrow(f.Key)
-		uk = &ukey{pkt: PacketFields(&pk), mask: f.Mask, actions: f.Actions, created: time.Now()}
+		uk = &ukey{pkt: PacketFields(&pk), created: time.Now()}
 	}
 	dec, err := m.pipe.Process(uk.pkt)
 	if errors.Is(err, ErrNotReady) {
@@ -266,7 +266,7 @@ func (m *megaflows) recheck(f datapath.Flow, uk *ukey, version uint64) (bool, er
 		m.log.Debug("revalidator rewrote a flow", "flow", datapath.FormatFlow(&f.Key, &f.Mask),
 			"old", datapath.FormatActions(f.Actions), "new", datapath.FormatActions(acts))
 	}
-	m.ukeys.Store(ukeyID{f.Mask, f.Key}, &ukey{pkt: uk.pkt, mask: f.Mask, actions: acts, version: version, created: uk.created})
+	m.ukeys.Store(ukeyID{f.Mask, f.Key}, &ukey{pkt: uk.pkt, version: version, created: uk.created})
 	return true, nil
 }
 
