@@ -240,34 +240,15 @@ func TestProcessAnswersDuringAFullLoad(t *testing.T) {
 	var during atomic.Int64 // decisions completed while Load ran
 	var loading atomic.Bool
 	loading.Store(true)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var readErr atomic.Value
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				d, err := p.Process(pkt(1, mac2, "10.0.0.2"))
-				if err != nil {
-					readErr.Store(err)
-					return
-				}
-				if loading.Load() {
-					if len(d.Outputs) != 1 {
-						readErr.Store(errors.New("a decision during the load was not the old pipeline's"))
-						return
-					}
-					during.Add(1)
-				}
+	rd := startReaders(p, func(d upcall.Decision) error {
+		if loading.Load() {
+			if len(d.Outputs) != 1 {
+				return errors.New("a decision during the load was not the old pipeline's")
 			}
-		}()
-	}
+			during.Add(1)
+		}
+		return nil
+	})
 	go func() { loaded <- p.Load(big) }()
 	select {
 	case <-gate.reached:
@@ -278,7 +259,7 @@ func TestProcessAnswersDuringAFullLoad(t *testing.T) {
 	// built translator is not published yet.
 	const want = 500
 	deadline := time.After(time.Minute)
-	for during.Load() < want && readErr.Load() == nil {
+	for during.Load() < want && rd.failed() == nil {
 		select {
 		case <-deadline:
 			t.Fatalf("only %d decisions completed while the load ran: handlers stall", during.Load())
@@ -286,14 +267,12 @@ func TestProcessAnswersDuringAFullLoad(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	require.Nil(t, readErr.Load())
+	require.NoError(t, rd.failed())
 	require.Equal(t, version, p.Version(), "nothing published before the load is done")
 	loading.Store(false)
 	close(gate.release)
 	require.NoError(t, <-loaded)
-	close(stop)
-	wg.Wait()
-	require.Nil(t, readErr.Load())
+	require.NoError(t, rd.halt())
 	require.Greater(t, p.Version(), version)
 	d, err := p.Process(pkt(1, mac2, "10.0.0.2"))
 	require.NoError(t, err)
@@ -309,33 +288,14 @@ func TestIncrementalApplyIsAtomicForReaders(t *testing.T) {
 	p := NewPipeline(nil)
 	require.NoError(t, p.Load(oneSwitch(toP2)))
 	p.SetBindings(map[uint16]string{1: "p1", 2: "p2", 3: "p3"})
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var bad atomic.Value
 	var decisions atomic.Int64
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				d, err := p.Process(pkt(1, mac2, "10.0.0.2"))
-				if err != nil {
-					bad.Store(err.Error())
-					return
-				}
-				if got := ports(d); len(got) != 1 || (got[0] != 2 && got[0] != 3) {
-					bad.Store(fmt.Sprintf("outputs %v: neither before nor after a change", got))
-					return
-				}
-				decisions.Add(1)
-			}
-		}()
-	}
+	rd := startReaders(p, func(d upcall.Decision) error {
+		if got := ports(d); len(got) != 1 || (got[0] != 2 && got[0] != 3) {
+			return fmt.Errorf("outputs %v: neither before nor after a change", got)
+		}
+		decisions.Add(1)
+		return nil
+	})
 	for i := range 50 {
 		act := toP2
 		if i%2 == 0 {
@@ -343,12 +303,60 @@ func TestIncrementalApplyIsAtomicForReaders(t *testing.T) {
 		}
 		require.NoError(t, p.Apply(&ovn.Change{Updated: ovn.Southbound{LogicalFlows: []ovn.LogicalFlow{lflow("dp0", 4, "ingress", 1, 50, "eth.dst == "+mac2, act)}}}))
 	}
-	for decisions.Load() < 100 && bad.Load() == nil {
+	for decisions.Load() < 100 && rd.failed() == nil {
 		time.Sleep(time.Millisecond)
 	}
-	close(stop)
-	wg.Wait()
-	require.Nil(t, bad.Load())
+	require.NoError(t, rd.halt())
+}
+
+// readers decide one packet from port 1 in two goroutines, over and over,
+// until halted, handing each decision to check; the first error (of
+// Process or of check) ends them.
+type readers struct {
+	stop chan struct{}
+	wg   sync.WaitGroup
+	err  atomic.Pointer[error]
+}
+
+func startReaders(p *Pipeline, check func(upcall.Decision) error) *readers {
+	r := &readers{stop: make(chan struct{})}
+	for range 2 {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			for {
+				select {
+				case <-r.stop:
+					return
+				default:
+				}
+				d, err := p.Process(pkt(1, mac2, "10.0.0.2"))
+				if err == nil {
+					err = check(d)
+				}
+				if err != nil {
+					r.err.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		}()
+	}
+	return r
+}
+
+// failed returns the first error so far, if any.
+func (r *readers) failed() error {
+	if e := r.err.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// halt stops the readers and returns the first error.
+func (r *readers) halt() error {
+	close(r.stop)
+	r.wg.Wait()
+	return r.failed()
 }
 
 // BenchmarkApplyOneFlow is how long an incremental change holds the
