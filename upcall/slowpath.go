@@ -323,7 +323,7 @@ func (s *Slowpath) handle(x *datapath.Executor, raw []byte) {
 	s.deciding.add(time.Duration(decided - taken))
 	s.install(&u, pkt, dec, acts, version)
 	s.installing.add(time.Duration(datapath.MonotonicNow() - decided))
-	s.deliver(x, &u, pkt, dec, acts)
+	s.deliver(x, &u, acts)
 	s.latency.add(time.Duration(datapath.MonotonicNow() - u.Time))
 }
 
@@ -353,9 +353,10 @@ func (s *Slowpath) install(u *datapath.Upcall, pkt field.Key, dec Decision, acts
 	}
 }
 
-// deliver sends the packet with the actions a cache hit would have run.
-func (s *Slowpath) deliver(x *datapath.Executor, u *datapath.Upcall, pkt field.Key, dec Decision, acts []datapath.Action) {
-	if len(dec.Outputs) == 0 {
+// deliver sends the packet with the actions a cache hit would have run;
+// a decision with no output has none.
+func (s *Slowpath) deliver(x *datapath.Executor, u *datapath.Upcall, acts []datapath.Action) {
+	if len(acts) == 0 {
 		return
 	}
 	if u.FrameLen != uint32(len(u.Frame)) {
