@@ -23,6 +23,11 @@ type LocalState struct {
 	EncapType string // external_ids:ovn-encap-type
 	EncapIP   string // external_ids:ovn-encap-ip
 	NextCfg   int    // what ovs-vsctl waits for the switch to reach
+	// The integration bridge: external_ids:ovn-bridge, br-int if unset.
+	// BridgeUUID is empty while no bridge of that name exists.
+	Bridge            string
+	BridgeUUID        string
+	BridgeExternalIDs map[string]string // where ovn-controller keeps ct-zone-* assignments
 	// Interfaces with external_ids:iface-id, ordered by name.
 	Interfaces []LocalInterface
 	// Unbound are the other interfaces (bridges' internal ports among
@@ -84,7 +89,7 @@ func (m *LocalMonitor) session(ctx context.Context, states chan<- LocalState) (u
 	}
 	dirty := newDirtyTables() // which tables changed matters not: the state is read whole
 	c, err := dial(ctx, m.remote, "the local database", dbModel, m.log, dirty,
-		[]model.Model{&vswitchmodel.OpenvSwitch{}, &vswitchmodel.Interface{}})
+		[]model.Model{&vswitchmodel.OpenvSwitch{}, &vswitchmodel.Interface{}, &vswitchmodel.Bridge{}})
 	if err != nil {
 		return false, err
 	}
@@ -130,6 +135,19 @@ func localSnapshot(ctx context.Context, c client.Client) (LocalState, error) {
 		st.SystemID, st.OVNRemote = r.ExternalIDs["system-id"], r.ExternalIDs["ovn-remote"]
 		st.EncapType, st.EncapIP = r.ExternalIDs["ovn-encap-type"], r.ExternalIDs["ovn-encap-ip"]
 		st.NextCfg = r.NextCfg
+		st.Bridge = r.ExternalIDs["ovn-bridge"]
+	}
+	if st.Bridge == "" {
+		st.Bridge = DefaultIntegrationBridge
+	}
+	var bridges []vswitchmodel.Bridge
+	if err := c.List(ctx, &bridges); err != nil {
+		return st, fmt.Errorf("listing Bridge: %w", err)
+	}
+	for _, b := range bridges {
+		if b.Name == st.Bridge {
+			st.BridgeUUID, st.BridgeExternalIDs = b.UUID, b.ExternalIDs
+		}
 	}
 	var ifaces []vswitchmodel.Interface
 	if err := c.List(ctx, &ifaces); err != nil {
@@ -155,6 +173,54 @@ func localSnapshot(ctx context.Context, c client.Client) (LocalState, error) {
 	sort.Slice(st.Interfaces, func(a, b int) bool { return st.Interfaces[a].Name < st.Interfaces[b].Name })
 	sort.Slice(st.Unbound, func(a, b int) bool { return st.Unbound[a].Name < st.Unbound[b].Name })
 	return st, nil
+}
+
+// DefaultIntegrationBridge is the integration bridge ovn-controller uses
+// when external_ids:ovn-bridge does not name one.
+const DefaultIntegrationBridge = "br-int"
+
+// WriteBridgeExternalIDs sets and removes keys of the external_ids of the
+// bridge with UUID bridge, in one transaction, leaving the other keys as
+// they are: ovsbpfd keeps its conntrack zone assignments there
+// (ct-zone-<name>), as ovn-controller does.
+func (m *LocalMonitor) WriteBridgeExternalIDs(ctx context.Context, bridge string, set map[string]string, remove []string) error {
+	m.mu.Lock()
+	c := m.c
+	m.mu.Unlock()
+	if c == nil {
+		return ErrNotConnected
+	}
+	if bridge == "" {
+		return errors.New("writing bridge external_ids: no integration bridge")
+	}
+	br := &vswitchmodel.Bridge{UUID: bridge}
+	var mutations []model.Mutation
+	if len(remove) > 0 || len(set) > 0 {
+		// Delete by key first, so that a set replaces the old value.
+		keys := append([]string{}, remove...)
+		for k := range set {
+			keys = append(keys, k)
+		}
+		mutations = append(mutations, model.Mutation{Field: &br.ExternalIDs, Mutator: libovsdb.MutateOperationDelete, Value: keys})
+	}
+	if len(set) > 0 {
+		mutations = append(mutations, model.Mutation{Field: &br.ExternalIDs, Mutator: libovsdb.MutateOperationInsert, Value: set})
+	}
+	if len(mutations) == 0 {
+		return nil
+	}
+	ops, err := c.Where(br).Mutate(br, mutations...)
+	if err != nil {
+		return fmt.Errorf("building the bridge external_ids update: %w", err)
+	}
+	res, err := c.Transact(ctx, ops...)
+	if err != nil {
+		return fmt.Errorf("writing bridge external_ids: %w", err)
+	}
+	if _, err := libovsdb.CheckOperationResults(res, ops); err != nil {
+		return fmt.Errorf("writing bridge external_ids: %w", err)
+	}
+	return nil
 }
 
 // ErrNotConnected is returned by writes while the database is unreachable.

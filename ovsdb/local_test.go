@@ -48,7 +48,7 @@ func TestLocalMonitor(t *testing.T) {
 	}
 
 	st := next("the configuration", func(st LocalState) bool { return st.SystemID != "" })
-	require.Equal(t, LocalState{SystemID: "ch1", OVNRemote: "unix:/sb.sock", EncapType: "geneve", EncapIP: "192.0.2.1"}, st)
+	require.Equal(t, LocalState{SystemID: "ch1", OVNRemote: "unix:/sb.sock", EncapType: "geneve", EncapIP: "192.0.2.1", Bridge: "br-int"}, st)
 
 	db.VSCtl(t, "--no-wait", "add-br", "br-int", "--", "add-port", "br-int", "tap1",
 		"--", "set", "Interface", "tap1", "external_ids:iface-id=vm1", "ofport_request=7",
@@ -62,6 +62,16 @@ func TestLocalMonitor(t *testing.T) {
 	require.NoError(t, m.Report(ctx, map[string]int{iface.UUID: 7}, nil, st.NextCfg))
 	require.Equal(t, "7", strings.TrimSpace(db.VSCtl(t, "get", "Interface", "tap1", "ofport")))
 	next("the written ofport", func(st LocalState) bool { return len(st.Interfaces) == 1 && st.Interfaces[0].OFPort == 7 })
+
+	// Zone assignments go into the integration bridge's external_ids,
+	// beside what others keep there, and come back in the state.
+	db.VSCtl(t, "--no-wait", "br-set-external-id", "br-int", "bridge-id", "br-int")
+	st = next("the bridge", func(st LocalState) bool { return st.BridgeExternalIDs["bridge-id"] == "br-int" })
+	require.NoError(t, m.WriteBridgeExternalIDs(ctx, st.BridgeUUID, map[string]string{"ct-zone-vm1": "1", "ct-zone-vm2": "2"}, nil))
+	require.NoError(t, m.WriteBridgeExternalIDs(ctx, st.BridgeUUID, map[string]string{"ct-zone-vm1": "3"}, []string{"ct-zone-vm2"}))
+	st = next("the zones", func(st LocalState) bool { return st.BridgeExternalIDs["ct-zone-vm1"] == "3" })
+	require.Equal(t, map[string]string{"bridge-id": "br-int", "ct-zone-vm1": "3"}, st.BridgeExternalIDs)
+	require.Equal(t, "3", strings.TrimSpace(db.VSCtl(t, "br-get-external-id", "br-int", "ct-zone-vm1")))
 
 	// After a restart the monitor delivers the state again, and writes work.
 	db.Stop()
