@@ -10,6 +10,7 @@ packages=(
 	iproute2 iputils-ping ethtool tcpdump iperf3 bc            # network namespaces and traffic
 	procps                                                     # sysctl in the VMs' namespaces (not in minimal images)
 	python3-scapy                                              # crafted packets
+	nftables conntrack                                         # the kernel's conntrack, the oracle of ovsbpf's
 )
 
 missing=()
