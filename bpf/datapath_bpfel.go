@@ -143,7 +143,8 @@ type DatapathOvsbpfMaskOrder struct {
 type DatapathOvsbpfNarrow struct {
 	_        structs.HostLayout
 	InPort   uint16
-	RecircId uint16
+	NwTos    uint8
+	MaskSlot uint8
 	EthDst   [6]uint8
 	EthSrc   [6]uint8
 	EthType  uint16
@@ -159,8 +160,7 @@ type DatapathOvsbpfNarrow struct {
 	TcpFlags uint16
 	CtZone   uint16
 	CtMark   uint32
-	NwTos    uint8
-	Pad      [3]uint8
+	RecircId uint32
 }
 
 type DatapathOvsbpfPort struct {

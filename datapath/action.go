@@ -58,7 +58,7 @@ var ErrTooManyActions = fmt.Errorf("more than %d actions", MaxActions)
 type Action struct {
 	Type ActionType
 	Port uint16  // Output
-	Arg  uint32  // PushVLAN: TCI; Recirc: recirc_id; CT: zone
+	Arg  uint32  // PushVLAN: TCI; Recirc: recirc_id (32 bits); CT: zone
 	Data [8]byte // Set*: the new value, in network byte order
 }
 
@@ -107,8 +107,8 @@ func CT(zone uint16, commit bool) Action {
 	return a
 }
 
-// Recirc looks the packet up again with recirc_id id.
-func Recirc(id uint16) Action { return Action{Type: ActionRecirc, Arg: uint32(id)} }
+// Recirc looks the packet up again with recirc_id id: the next pass.
+func Recirc(id uint32) Action { return Action{Type: ActionRecirc, Arg: id} }
 
 // SetARP writes b (1 to 8 bytes) at offset off of the ARP header: op is at
 // 6, sha 8, spa 14, tha 18, tpa 24. It returns an error for a write outside

@@ -42,7 +42,7 @@ type maskField func(m *Mask)
 var (
 	ones6      = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 	mInPort    = func(m *Mask) { m.InPort = 0xffff }
-	mRecirc    = func(m *Mask) { m.RecircId = 0xffff }
+	mRecirc    = func(m *Mask) { m.RecircId = 0xffffffff }
 	mEthDst    = func(m *Mask) { m.EthDst = ones6 }
 	mEthType   = func(m *Mask) { m.EthType = 0xffff }
 	mVLAN      = func(m *Mask) { m.VlanTci = 0xffff }
@@ -484,7 +484,7 @@ func TestRecirculation(t *testing.T) {
 	require.Equal(t, uint32(VerdictDrop), run(t, d, tcpFrame(t, 0), ifVM2).Verdict)
 	u := readUpcall(t, rd)
 	require.Equal(t, UpcallMiss, u.Reason)
-	require.Equal(t, uint16(9), u.Key.N.RecircId)
+	require.Equal(t, uint32(9), u.Key.N.RecircId)
 }
 
 func TestVLANPushPop(t *testing.T) {
@@ -512,7 +512,7 @@ func TestVLANPushPop(t *testing.T) {
 	require.Equal(t, uint32(VerdictRedirect), run(t, d, tcpFrame(t, 0), ifVM3).Verdict)
 }
 
-func keyWithVLAN(inPort, vid uint16, recirc ...uint16) Key {
+func keyWithVLAN(inPort, vid uint16, recirc ...uint32) Key {
 	k := Key{InPort: inPort}
 	k.SetVLAN(VLANPresent | vid)
 	if len(recirc) > 0 {
