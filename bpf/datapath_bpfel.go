@@ -123,7 +123,7 @@ const (
 	DatapathOvsbpfLimitOVSBPF_MAX_ACTION_BLOCKS DatapathOvsbpfLimit = 64
 	DatapathOvsbpfLimitOVSBPF_MAX_PORTS         DatapathOvsbpfLimit = 1024
 	DatapathOvsbpfLimitOVSBPF_MAX_FLOWS         DatapathOvsbpfLimit = 200000
-	DatapathOvsbpfLimitOVSBPF_MAX_PASSES        DatapathOvsbpfLimit = 4
+	DatapathOvsbpfLimitOVSBPF_MAX_PASSES        DatapathOvsbpfLimit = 16
 	DatapathOvsbpfLimitOVSBPF_UPCALL_MAX_FRAME  DatapathOvsbpfLimit = 1514
 )
 

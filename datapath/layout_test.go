@@ -158,6 +158,7 @@ func TestLayoutMatchesBTF(t *testing.T) {
 			{"OVSBPF_MAX_ACTIONS", val(limits, "OVSBPF_MAX_ACTIONS"), uint64(BlockActions)},
 			{"ovsbpf_actions.a[]", uint64(arrayLen(t, actions, "a")), uint64(BlockActions)},
 			{"OVSBPF_MAX_ACTION_BLOCKS", val(limits, "OVSBPF_MAX_ACTION_BLOCKS"), uint64(MaxActionBlocks)},
+			{"OVSBPF_MAX_PASSES", val(limits, "OVSBPF_MAX_PASSES"), uint64(MaxPasses)},
 			{"OVSBPF_UPCALL_MAX_FRAME", val(limits, "OVSBPF_UPCALL_MAX_FRAME"), uint64(MaxUpcallFrame)},
 			{"ovsbpf_upcall.frame[]", uint64(arrayLen(t, upcall, "frame")), uint64(MaxUpcallFrame)},
 			{"OVSBPF_EXEC_SLOTS", val(sizes, "OVSBPF_EXEC_SLOTS"), uint64(MaxExecutors)},

@@ -92,6 +92,11 @@ type Executor struct {
 	slot uint32
 }
 
+// MaxPasses is OVSBPF_MAX_PASSES: the lookups one packet may make, its
+// first included; a packet that would recirculate into one more is dropped
+// and counted (Counters.RecircLimit).
+const MaxPasses = int(bpf.DatapathOvsbpfLimitOVSBPF_MAX_PASSES)
+
 // MaxExecutors is the number of exec_actions slots (OVSBPF_EXEC_SLOTS).
 const MaxExecutors = int(bpf.DatapathOvsbpfTableSizeOVSBPF_EXEC_SLOTS)
 

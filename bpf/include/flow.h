@@ -56,10 +56,16 @@ enum ovsbpf_limit {
 	 * at flow ids alike, and the revalidator keeps the count below it. */
 	OVSBPF_MAX_FLOWS = 200000,
 
-	/* Recirculations per packet: a ct() then a second lookup, as OVN's
-	 * stateful ACLs and load balancers need, and room for one more. A loop
-	 * beyond this is a slow-path bug; the packet is dropped and counted. */
-	OVSBPF_MAX_PASSES = 4,
+	/* Lookups per packet, the first included: each recirc starts one
+	 * more. OVN's longest path on one chassis (a switch with stateful
+	 * ACLs and a load balancer, a gateway router with NAT and a load
+	 * balancer, the far switch, a hairpin) takes 13
+	 * (docs/conntrack-design.md, section 1); 16 leaves room for a second
+	 * router. Every pass but the first is a call of the global function
+	 * run_pass, which the verifier checks once, so the bound costs it a
+	 * few instructions a pass. A chain beyond this is a slow-path bug or a
+	 * loop: the packet is dropped and counted (OVSBPF_CNT_RECIRC_LIMIT). */
+	OVSBPF_MAX_PASSES = 16,
 
 	/* The frame bytes an upcall carries: a whole frame at a 1500-byte
 	 * MTU. */
