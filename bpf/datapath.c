@@ -169,7 +169,6 @@ const enum ovsbpf_limit *unused_limit __attribute__((unused));
 const enum ovsbpf_table_size *unused_table_size __attribute__((unused));
 const enum ovsbpf_frag *unused_frag __attribute__((unused));
 const enum ovsbpf_vlan *unused_vlan __attribute__((unused));
-const enum ovsbpf_ct_flag *unused_ct_flag __attribute__((unused));
 const enum ovsbpf_port_flag *unused_port_flag __attribute__((unused));
 const enum ovsbpf_action_type *unused_action_type __attribute__((unused));
 const enum ovsbpf_upcall_reason *unused_upcall_reason __attribute__((unused));
@@ -580,8 +579,15 @@ __attribute__((noinline)) int exec_block(struct __sk_buff *skb, struct ovsbpf_ke
 			upcall(skb, key, OVSBPF_UPCALL_ACTION);
 			break;
 		case OVSBPF_ACTION_CT:
-			/* The hook eBPF conntrack fills: until then the slow
-			 * path handles every packet that needs ct. */
+			/* arg indexes ct_params, the conntrack parameters
+			 * (zone, commit, NAT, mark and label writes, load
+			 * balancer group) user space writes once and never
+			 * changes while a megaflow names them: ct tracks the
+			 * packet as it is now, fills the key's conntrack
+			 * fields, and the recirc after it looks the packet up
+			 * again (docs/conntrack-design.md, section 5). The
+			 * hook eBPF conntrack fills: until then the slow path
+			 * handles every packet that needs ct. */
 			upcall(skb, key, OVSBPF_UPCALL_CT);
 			return TC_ACT_SHOT;
 		case OVSBPF_ACTION_RECIRC:

@@ -69,12 +69,6 @@ const (
 	DatapathOvsbpfCounterOVSBPF_CNT__MAX         DatapathOvsbpfCounter = 8
 )
 
-type DatapathOvsbpfCtFlag uint32
-
-const (
-	DatapathOvsbpfCtFlagOVSBPF_CT_COMMIT DatapathOvsbpfCtFlag = 1
-)
-
 type DatapathOvsbpfDrop uint32
 
 const (
@@ -261,7 +255,6 @@ const (
 	DatapathVarEmcEnabled         = "emc_enabled"
 	DatapathVarUnusedActionType   = "unused_action_type"
 	DatapathVarUnusedCounter      = "unused_counter"
-	DatapathVarUnusedCtFlag       = "unused_ct_flag"
 	DatapathVarUnusedDrop         = "unused_drop"
 	DatapathVarUnusedEmcEntry     = "unused_emc_entry"
 	DatapathVarUnusedFrag         = "unused_frag"
@@ -351,7 +344,6 @@ type DatapathVariableSpecs struct {
 	EmcEnabled         *ebpf.VariableSpec `ebpf:"emc_enabled"`
 	UnusedActionType   *ebpf.VariableSpec `ebpf:"unused_action_type"`
 	UnusedCounter      *ebpf.VariableSpec `ebpf:"unused_counter"`
-	UnusedCtFlag       *ebpf.VariableSpec `ebpf:"unused_ct_flag"`
 	UnusedDrop         *ebpf.VariableSpec `ebpf:"unused_drop"`
 	UnusedEmcEntry     *ebpf.VariableSpec `ebpf:"unused_emc_entry"`
 	UnusedFrag         *ebpf.VariableSpec `ebpf:"unused_frag"`
@@ -433,7 +425,6 @@ type DatapathVariables struct {
 	EmcEnabled         *ebpf.Variable `ebpf:"emc_enabled"`
 	UnusedActionType   *ebpf.Variable `ebpf:"unused_action_type"`
 	UnusedCounter      *ebpf.Variable `ebpf:"unused_counter"`
-	UnusedCtFlag       *ebpf.Variable `ebpf:"unused_ct_flag"`
 	UnusedDrop         *ebpf.Variable `ebpf:"unused_drop"`
 	UnusedEmcEntry     *ebpf.Variable `ebpf:"unused_emc_entry"`
 	UnusedFrag         *ebpf.Variable `ebpf:"unused_frag"`

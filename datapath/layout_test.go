@@ -179,7 +179,6 @@ func TestLayoutMatchesBTF(t *testing.T) {
 			{"ovsbpf_frag", "OVSBPF_FRAG_ANY", uint64(FragAny)},
 			{"ovsbpf_frag", "OVSBPF_FRAG_LATER", uint64(FragLater)},
 			{"ovsbpf_port_flag", "OVSBPF_PORT_PEER", uint64(bpf.DatapathOvsbpfPortFlagOVSBPF_PORT_PEER)},
-			{"ovsbpf_ct_flag", "OVSBPF_CT_COMMIT", uint64(CT(0, true).Data[0])},
 		} {
 			var e *btf.Enum
 			require.NoError(t, spec.Types.TypeByName(tc.enum, &e))

@@ -104,7 +104,7 @@ enum ovsbpf_action_type {
 	OVSBPF_ACTION_PUSH_VLAN,    /* arg: TCI (without OVSBPF_VLAN_PRESENT) */
 	OVSBPF_ACTION_POP_VLAN,
 	OVSBPF_ACTION_USERSPACE,    /* a copy to user space (controller actions) */
-	OVSBPF_ACTION_CT,           /* conntrack: arg zone, data[0] OVSBPF_CT_* */
+	OVSBPF_ACTION_CT,           /* conntrack: arg indexes ct_params */
 	OVSBPF_ACTION_RECIRC,       /* look up again with recirc_id = arg */
 	OVSBPF_ACTION_SET_ARP,      /* ARP only: data[0..n-1] at offset arg & 0x1f
 				     * of the ARP header, n = (arg >> 8 & 7) + 1;
@@ -112,15 +112,11 @@ enum ovsbpf_action_type {
 	OVSBPF_ACTION__MAX,
 };
 
-/* OVSBPF_ACTION_CT flags, in data[0]. */
-enum ovsbpf_ct_flag {
-	OVSBPF_CT_COMMIT = 1,
-};
-
 struct ovsbpf_action {
 	__u16 type; /* enum ovsbpf_action_type */
 	__u16 port; /* OUTPUT */
-	__u32 arg;  /* PUSH_VLAN: TCI; RECIRC: recirc_id; CT: zone; SET_ARP: where */
+	__u32 arg;  /* PUSH_VLAN: TCI; RECIRC: recirc_id; CT: ct_params index;
+		     * SET_ARP: where */
 	__u8 data[8];
 };
 
