@@ -818,15 +818,30 @@ struct {
 	__type(value, struct ovsbpf_actions);
 } exec_actions SEC(".maps");
 
+/* The key's recirc_id and conntrack fields for the packet in the same
+ * executor slot, as they were at the pass whose miss user space answers
+ * (struct ovsbpf_exec_meta). All zero for a miss at the first pass. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, OVSBPF_EXEC_SLOTS);
+	__type(key, __u32);
+	__type(value, struct ovsbpf_exec_meta);
+} exec_meta SEC(".maps");
+
 /*
  * ovsbpf_execute delivers a packet the slow path handled: user space runs
  * it with BPF_PROG_TEST_RUN, the frame as data, ingress_ifindex the port it
- * came in on and cb[0] the exec_actions slot holding the actions. The same
- * execute() as the fast path runs them, so the packet leaves exactly as a
- * cache hit would have sent it; outputs go out with bpf_clone_redirect
- * because a test run performs no redirect. A recirc action continues in
- * the megaflow cache like a fast-path packet (and may upcall again), with
- * statistics counted, for the passes left of OVSBPF_MAX_PASSES.
+ * came in on and cb[0] the executor slot whose exec_actions holds the
+ * actions and whose exec_meta holds the recirc_id and conntrack fields the
+ * packet had when it missed. The frame is the packet as it was at that
+ * miss, so the parser's key with that metadata laid over it is the key the
+ * pass saw, and conntrack does not run twice on one packet. The same
+ * execute() as the fast path runs the actions, so the packet leaves
+ * exactly as a cache hit would have sent it; outputs go out with
+ * bpf_clone_redirect because a test run performs no redirect. A recirc
+ * action continues in the megaflow cache like a fast-path packet (and may
+ * upcall again), with statistics counted, for the passes left of
+ * OVSBPF_MAX_PASSES.
  */
 SEC("tc")
 int ovsbpf_execute(struct __sk_buff *skb)
@@ -843,8 +858,17 @@ int ovsbpf_execute(struct __sk_buff *skb)
 
 	__u32 slot = skb->cb[0];
 	struct ovsbpf_actions *acts = bpf_map_lookup_elem(&exec_actions, &slot);
-	if (!acts)
+	struct ovsbpf_exec_meta *meta = bpf_map_lookup_elem(&exec_meta, &slot);
+	if (!acts || !meta)
 		return TC_ACT_SHOT;
+	key.n.recirc_id = meta->recirc_id;
+	key.n.ct_state = meta->ct_state;
+	if (key.n.eth_type != bpf_htons(ETH_P_ARP)) {
+		/* An ARP key holds tha in these bytes. */
+		key.n.ct_zone = meta->ct_zone;
+		key.n.ct_mark = meta->ct_mark;
+	}
+	__builtin_memcpy(key.w.ct_label, meta->ct_label, sizeof(key.w.ct_label));
 	/* The delivered list counts as the first pass. */
 	int r = execute(skb, &key, &p, acts, 1);
 	for (int pass = 1; r == EXEC_RECIRC; pass++) {

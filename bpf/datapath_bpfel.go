@@ -96,6 +96,16 @@ type DatapathOvsbpfEmcEntry struct {
 	Gen uint32
 }
 
+type DatapathOvsbpfExecMeta struct {
+	_        structs.HostLayout
+	RecircId uint32
+	CtMark   uint32
+	CtZone   uint16
+	CtState  uint8
+	Pad      uint8
+	CtLabel  [16]uint8
+}
+
 type DatapathOvsbpfFrag uint32
 
 const (
@@ -237,6 +247,7 @@ const (
 	DatapathMapDrops              = "drops"
 	DatapathMapEmc                = "emc"
 	DatapathMapExecActions        = "exec_actions"
+	DatapathMapExecMeta           = "exec_meta"
 	DatapathMapFlowActions        = "flow_actions"
 	DatapathMapFlowStats          = "flow_stats"
 	DatapathMapFlowUsed           = "flow_used"
@@ -323,6 +334,7 @@ type DatapathMapSpecs struct {
 	Drops            *ebpf.MapSpec `ebpf:"drops"`
 	Emc              *ebpf.MapSpec `ebpf:"emc"`
 	ExecActions      *ebpf.MapSpec `ebpf:"exec_actions"`
+	ExecMeta         *ebpf.MapSpec `ebpf:"exec_meta"`
 	FlowActions      *ebpf.MapSpec `ebpf:"flow_actions"`
 	FlowStats        *ebpf.MapSpec `ebpf:"flow_stats"`
 	FlowUsed         *ebpf.MapSpec `ebpf:"flow_used"`
@@ -381,6 +393,7 @@ type DatapathMaps struct {
 	Drops            *ebpf.Map `ebpf:"drops"`
 	Emc              *ebpf.Map `ebpf:"emc"`
 	ExecActions      *ebpf.Map `ebpf:"exec_actions"`
+	ExecMeta         *ebpf.Map `ebpf:"exec_meta"`
 	FlowActions      *ebpf.Map `ebpf:"flow_actions"`
 	FlowStats        *ebpf.Map `ebpf:"flow_stats"`
 	FlowUsed         *ebpf.Map `ebpf:"flow_used"`
@@ -403,6 +416,7 @@ func (m *DatapathMaps) Close() error {
 		m.Drops,
 		m.Emc,
 		m.ExecActions,
+		m.ExecMeta,
 		m.FlowActions,
 		m.FlowStats,
 		m.FlowUsed,

@@ -45,6 +45,7 @@ func mirrors() []mirror {
 		{c: "ovsbpf_port", goT: reflect.TypeFor[bpf.DatapathOvsbpfPort]()},
 		{c: "ovsbpf_upcall", goT: reflect.TypeFor[bpf.DatapathOvsbpfUpcall]()},
 		{c: "ovsbpf_clock", goT: reflect.TypeFor[bpf.DatapathOvsbpfClock]()},
+		{c: "ovsbpf_exec_meta", goT: reflect.TypeFor[bpf.DatapathOvsbpfExecMeta]()},
 		{c: "__sk_buff", goT: reflect.TypeFor[skbContext](), upTo: "cb"},
 	}
 }
@@ -71,6 +72,7 @@ func mapLayouts() map[string]mapLayout {
 		bpf.DatapathMapPortOfIfindex:    {u32, u32, ifindexSlots},
 		bpf.DatapathMapPortOfBigIfindex: {u32, u32, uint32(MaxPorts)},
 		bpf.DatapathMapExecActions:      {u32, reflect.TypeFor[bpf.DatapathOvsbpfActions](), uint32(MaxExecutors)},
+		bpf.DatapathMapExecMeta:         {u32, reflect.TypeFor[bpf.DatapathOvsbpfExecMeta](), uint32(MaxExecutors)},
 		bpf.DatapathMapEmc:              {u32, reflect.TypeFor[bpf.DatapathOvsbpfEmcEntry](), uint32(bpf.DatapathOvsbpfTableSizeOVSBPF_EMC_SLOTS)},
 		bpf.DatapathMapCounters:         {u32, u64, uint32(bpf.DatapathOvsbpfCounterOVSBPF_CNT__MAX)},
 		bpf.DatapathMapDrops:            {u32, u64, uint32(bpf.DatapathOvsbpfDropOVSBPF_DROP__MAX)},

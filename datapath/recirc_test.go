@@ -132,6 +132,73 @@ func TestRecircIDsPastSixteenBits(t *testing.T) {
 	require.Equal(t, "recirc_id(0x12345678),in_port(1)", FormatFlow(&Key{InPort: 1, RecircId: 0x12345678}, &mask))
 }
 
+// A packet the slow path delivers goes on from the pass where it missed:
+// the recirc_id and conntrack fields of ExecMeta are laid over the key
+// parsed from its frame, so the megaflows after a recirc see them.
+func TestExecuteLaysMetaOverTheKey(t *testing.T) {
+	const (
+		missedAt = uint32(0x10000001) // the pass that missed
+		next     = uint32(0x10000002) // where its actions recirculate to
+		trk, est = uint8(0x20), uint8(0x02)
+	)
+	d := openTest(t, Config{})
+	rd := upcallReader(t, d)
+	x, err := d.NewExecutor()
+	require.NoError(t, err)
+	defer x.Close()
+	f := tcpFrame(t, 0)
+
+	// At next: +trk+est with ct_mark 5 outputs to port 2.
+	mask := maskOf(mInPort, mRecirc)
+	mask.CtState, mask.CtMark = trk|est, 0xffffffff
+	want := Key{InPort: 1, RecircId: next, CtState: trk | est, CtMark: 5}
+	_, err = d.PutFlow(mask, want, []Action{Output(2)})
+	require.NoError(t, err)
+
+	label := [16]byte{0: 0xab, 15: 0xcd}
+	meta := ExecMeta{RecircID: missedAt, CTState: trk | est, CTZone: 7, CTMark: 5, CTLabel: label}
+	require.NoError(t, x.Execute(f, ifVM1, meta, []Action{Recirc(next)}))
+	c := counters(t, d)
+	require.Equal(t, uint64(1), c.MaskHits, "the pass after the delivered one hit")
+	require.Zero(t, c.Misses)
+	require.Equal(t, uint64(1), flowPackets(t, d, mask, want))
+
+	// Without the metadata the packet is one at its first pass, with no
+	// conntrack state: it misses at next.
+	require.NoError(t, x.Execute(f, ifVM1, ExecMeta{}, []Action{Recirc(next)}))
+	require.Equal(t, uint64(1), counters(t, d).Misses)
+	u := readUpcall(t, rd)
+	require.Equal(t, next, u.Key.N.RecircId)
+	require.Zero(t, u.Key.N.CtState)
+	require.Equal(t, uint64(1), flowPackets(t, d, mask, want), "the megaflow saw no second packet")
+
+	// Another mark misses too, and the upcall carries every field of the
+	// metadata: the key as the pass saw it.
+	other := meta
+	other.CTMark = 6
+	require.NoError(t, x.Execute(f, ifVM1, other, []Action{Recirc(next)}))
+	require.Equal(t, uint64(2), counters(t, d).Misses)
+	u = readUpcall(t, rd)
+	require.Equal(t, ExecMeta{RecircID: next, CTState: trk | est, CTZone: 7, CTMark: 6, CTLabel: label}, ExecMetaOf(&u.Key))
+
+	// The delivered actions themselves run with the pass's recirc_id: a
+	// userspace action reports it.
+	require.NoError(t, x.Execute(f, ifVM1, meta, []Action{Userspace()}))
+	u = readUpcall(t, rd)
+	require.Equal(t, UpcallAction, u.Reason)
+	require.Equal(t, meta, ExecMetaOf(&u.Key))
+
+	// An ARP key holds arp_tha where the conntrack zone and mark are: the
+	// metadata leaves those bytes as the frame has them.
+	arp := arpRequest(t)
+	require.NoError(t, x.Execute(arp, ifVM1, meta, []Action{Userspace()}))
+	u = readUpcall(t, rd)
+	k := u.Key.Narrow()
+	require.Equal(t, arp[32:38], []byte(k.ARPTHA()), "tha as in the frame")
+	require.Equal(t, missedAt, u.Key.N.RecircId)
+	require.Equal(t, ExecMeta{RecircID: missedAt, CTState: trk | est, CTLabel: label}, ExecMetaOf(&u.Key))
+}
+
 // The delivered list counts as a pass: it and the lookups after it make
 // at most MaxPasses, as on the fast path.
 func TestExecuteCountsPasses(t *testing.T) {
@@ -145,12 +212,12 @@ func TestExecuteCountsPasses(t *testing.T) {
 	f := tcpFrame(t, 0)
 
 	// The list of the first pass, then 15 lookups.
-	require.NoError(t, x.Execute(f, ifVM1, []Action{Recirc(ids[1])}))
+	require.NoError(t, x.Execute(f, ifVM1, ExecMeta{}, []Action{Recirc(ids[1])}))
 	require.Equal(t, uint64(1), flowPackets(t, d, mask, last))
 	require.Zero(t, counters(t, d).RecircLimit)
 
 	// A list before the first pass's: 17 in all.
-	require.NoError(t, x.Execute(f, ifVM1, []Action{Recirc(0)}))
+	require.NoError(t, x.Execute(f, ifVM1, ExecMeta{}, []Action{Recirc(0)}))
 	require.Equal(t, uint64(1), counters(t, d).RecircLimit)
 	require.Equal(t, uint64(1), flowPackets(t, d, mask, last))
 }

@@ -189,6 +189,22 @@ struct ovsbpf_upcall {
 	__u8 pad[2];
 };
 
+/* What ovsbpf_execute lays over the key it parses from a frame the slow
+ * path delivers, one per executor slot (exec_meta). The frame is the packet
+ * as it was when it missed at some pass, headers already rewritten by the
+ * passes before; the parser gives it recirc_id 0 and no conntrack state,
+ * so these put back the recirc_id and the conntrack fields it had at that
+ * pass. Without them, delivering a packet past a ct would need ct to run
+ * again, and TCP state would count the packet twice. */
+struct ovsbpf_exec_meta {
+	__u32 recirc_id;
+	__u32 ct_mark;
+	__u16 ct_zone;
+	__u8 ct_state;
+	__u8 pad;
+	__u8 ct_label[16];
+};
+
 /* Datapath counters, per CPU. */
 enum ovsbpf_counter {
 	OVSBPF_CNT_EMC_HIT = 0,  /* lookups the exact-match cache answered */
