@@ -66,7 +66,8 @@ struct {
 
 /* The installed masks. A slot whose last megaflow went away is marked
  * unused and skipped, and reused by the next new mask, so slot numbers (and
- * with them the keys of the flows under every other mask) never move. */
+ * with them the keys of the flows under every other mask) never move. A
+ * mask's bits.mask_slot holds its slot number, which the masked key takes. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, OVSBPF_MAX_MASKS);
@@ -93,8 +94,8 @@ struct {
 	__type(value, __u64);
 } mask_hits SEC(".maps");
 
-/* Megaflows: the masked narrow key, with the mask's slot in pad[0], -> the
- * flow id. Preallocated, so a lookup or an update never allocates. */
+/* Megaflows: the masked narrow key, with the mask's slot in mask_slot, ->
+ * the flow id. Preallocated, so a lookup or an update never allocates. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, OVSBPF_MAX_FLOWS);
@@ -168,7 +169,6 @@ const enum ovsbpf_limit *unused_limit __attribute__((unused));
 const enum ovsbpf_table_size *unused_table_size __attribute__((unused));
 const enum ovsbpf_frag *unused_frag __attribute__((unused));
 const enum ovsbpf_vlan *unused_vlan __attribute__((unused));
-const enum ovsbpf_ct_flag *unused_ct_flag __attribute__((unused));
 const enum ovsbpf_port_flag *unused_port_flag __attribute__((unused));
 const enum ovsbpf_action_type *unused_action_type __attribute__((unused));
 const enum ovsbpf_upcall_reason *unused_upcall_reason __attribute__((unused));
@@ -244,6 +244,11 @@ static __always_inline int narrow_equal(const struct ovsbpf_narrow *a, const str
 		(x[3] ^ y[3]) | (x[4] ^ y[4]) | (x[5] ^ y[5])) == 0;
 }
 
+/* The mask_slot byte of the narrow key's first 64-bit word, all ones (the
+ * target is little-endian). */
+#define MASK_SLOT_BITS (0xffULL << (8 * offsetof(struct ovsbpf_narrow, mask_slot)))
+_Static_assert(offsetof(struct ovsbpf_narrow, mask_slot) < 8, "mask_slot must be in the key's first word");
+
 /* tss_lookup is the tuple space search: the masks are tried in the order
  * mask_order lists them, and the first under which the masked key is
  * installed wins. */
@@ -275,13 +280,20 @@ static __always_inline __u32 *tss_lookup(const struct ovsbpf_narrow *key)
 			continue;
 		probes++;
 		const __u64 *b = (const __u64 *)&m->bits;
-		o[0] = k[0] & b[0];
+		/* A mask holds its own slot number in mask_slot, and the AND
+		 * takes it from there (a packet key's mask_slot is 0): the
+		 * word is stored once. A byte store of the slot after the
+		 * word's made the hash's first load, which spans both, wait
+		 * for both to retire (10 ns a probe); ORing the slot in from
+		 * the loop doubled the verifier's work on the program. */
+		__u64 w0 = (k[0] | MASK_SLOT_BITS) & b[0];
+		((volatile __u32 *)o)[0] = (__u32)w0;
+		((volatile __u32 *)o)[1] = (__u32)(w0 >> 32);
 		o[1] = k[1] & b[1];
 		o[2] = k[2] & b[2];
 		o[3] = k[3] & b[3];
 		o[4] = k[4] & b[4];
 		o[5] = k[5] & b[5];
-		masked.pad[0] = slot;
 		__u32 *id = bpf_map_lookup_elem(&flows, &masked);
 		if (id) {
 			count_n(OVSBPF_CNT_MASK_PROBES, probes);
@@ -567,8 +579,15 @@ __attribute__((noinline)) int exec_block(struct __sk_buff *skb, struct ovsbpf_ke
 			upcall(skb, key, OVSBPF_UPCALL_ACTION);
 			break;
 		case OVSBPF_ACTION_CT:
-			/* The hook eBPF conntrack fills: until then the slow
-			 * path handles every packet that needs ct. */
+			/* arg indexes ct_params, the conntrack parameters
+			 * (zone, commit, NAT, mark and label writes, load
+			 * balancer group) user space writes once and never
+			 * changes while a megaflow names them: ct tracks the
+			 * packet as it is now, fills the key's conntrack
+			 * fields, and the recirc after it looks the packet up
+			 * again (docs/conntrack-design.md, section 5). The
+			 * hook eBPF conntrack fills: until then the slow path
+			 * handles every packet that needs ct. */
 			upcall(skb, key, OVSBPF_UPCALL_CT);
 			return TC_ACT_SHOT;
 		case OVSBPF_ACTION_RECIRC:
@@ -660,6 +679,99 @@ done:
 	return bpf_redirect(st.out_ifindex, 0);
 }
 
+/* pass verdicts besides TC_ACT_*: the megaflow found needs the executor
+ * (its id in *id_out). */
+#define PASS_EXECUTE 1003
+
+/* lookup_pass is a pass through the megaflow cache up to the executor:
+ * find the megaflow that covers the key (exact-match cache, then the tuple
+ * space search), count its statistics and last use, and send a list that
+ * is one output. It returns the packet's verdict, or PASS_EXECUTE with the
+ * megaflow's id in *id_out when its list needs the executor. A miss sends
+ * the packet to user space and drops it. clone_all: see execute. */
+static __always_inline int lookup_pass(struct __sk_buff *skb, struct ovsbpf_key *key, int clone_all, __u32 *id_out)
+{
+	__u32 id = 0;
+	struct ovsbpf_actions *acts = megaflow_find(&key->n, &id);
+	if (!acts) {
+		count(OVSBPF_CNT_MISS);
+		upcall(skb, key, OVSBPF_UPCALL_MISS);
+		return TC_ACT_SHOT;
+	}
+	struct ovsbpf_stats *st = bpf_map_lookup_elem(&flow_stats, &id);
+	if (st) {
+		st->packets++;
+		st->bytes += skb->len;
+	}
+	__u64 *used = bpf_map_lookup_elem(&flow_used, &id);
+	if (used) {
+		/* jiffies, not nanoseconds: bpf_ktime_get_coarse_ns() costs
+		 * 16 ns a packet here, bpf_jiffies64() nothing, and idle
+		 * expiry needs no finer clock. */
+		__u64 now = bpf_jiffies64();
+		if (READ_ONCE(*used) != now)
+			WRITE_ONCE(*used, now);
+	}
+	/* The commonest list, a switch's single output, skips the executor's
+	 * call and loop: 15% of a cache hit's cost. */
+	if (acts->a[0].type == OVSBPF_ACTION_OUTPUT && acts->a[1].type == OVSBPF_ACTION_END) {
+		__u32 out = acts->a[0].port;
+		struct ovsbpf_port *port = bpf_map_lookup_elem(&ports, &out);
+		if (!port || !port->ifindex) {
+			count(OVSBPF_CNT_ACTION_ERROR);
+			return TC_ACT_SHOT;
+		}
+		if (clone_all) {
+			bpf_clone_redirect(skb, port->ifindex, 0);
+			return TC_ACT_SHOT;
+		}
+		if (port->flags & OVSBPF_PORT_PEER)
+			return bpf_redirect_peer(port->ifindex, 0);
+		return bpf_redirect(port->ifindex, 0);
+	}
+	*id_out = id;
+	return PASS_EXECUTE;
+}
+
+/* run_pass is lookup_pass for every pass but a fast-path packet's first.
+ *
+ * How the passes are split, and why:
+ *
+ *  - Every pass after the first is a call of run_pass, a global function
+ *    the verifier checks once, for the reason exec_block is: the callers'
+ *    loops over OVSBPF_MAX_PASSES passes then cost it a few instructions a
+ *    pass, where an inlined pass (with the search's loop over the masks)
+ *    would be walked again for every pass, which held the passes to 4.
+ *  - The first pass of a fast-path packet is inlined in ovsbpf_ingress all
+ *    the same: a call and its return cost about 8 ns here (the kernel
+ *    returns through a thunk, spec_rstack_overflow "Safe RET" on this AMD
+ *    machine), and a cache hit whose one pass went through run_pass was
+ *    11% slower.
+ *  - run_pass does not run the executor: the verifier bounds the stack of
+ *    a chain of calls at 512 bytes, and ovsbpf_ingress (its key and the
+ *    inlined pass, 304 bytes), run_pass (120), execute (40) and exec_block
+ *    (96) make 560. The caller runs the list instead, so the deepest chain
+ *    is ovsbpf_ingress -> execute -> exec_block, 440 bytes, and the 72
+ *    left are for conntrack below exec_block. */
+__attribute__((noinline)) int run_pass(struct __sk_buff *skb, struct ovsbpf_key *key, int clone_all, __u32 *id_out)
+{
+	if (!skb || !key || !id_out)
+		return TC_ACT_SHOT;
+	return lookup_pass(skb, key, clone_all, id_out);
+}
+
+/* exec_flow runs the action list of megaflow id (lookup_pass's
+ * PASS_EXECUTE). */
+static __always_inline int exec_flow(struct __sk_buff *skb, struct ovsbpf_key *key, struct pkt *p, __u32 id, int clone_all)
+{
+	struct ovsbpf_actions *acts = bpf_map_lookup_elem(&flow_actions, &id);
+	if (!acts) {
+		count(OVSBPF_CNT_ACTION_ERROR);
+		return TC_ACT_SHOT;
+	}
+	return execute(skb, key, p, acts, clone_all);
+}
+
 SEC("tc")
 int ovsbpf_ingress(struct __sk_buff *skb)
 {
@@ -679,45 +791,19 @@ int ovsbpf_ingress(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	}
 
-	for (int pass = 0; pass < OVSBPF_MAX_PASSES; pass++) {
-		__u32 id = 0;
-		struct ovsbpf_actions *acts = megaflow_find(&key.n, &id);
-		if (!acts) {
-			count(OVSBPF_CNT_MISS);
-			upcall(skb, &key, OVSBPF_UPCALL_MISS);
-			return TC_ACT_SHOT;
-		}
-		struct ovsbpf_stats *st = bpf_map_lookup_elem(&flow_stats, &id);
-		if (st) {
-			st->packets++;
-			st->bytes += skb->len;
-		}
-		__u64 *used = bpf_map_lookup_elem(&flow_used, &id);
-		if (used) {
-			/* jiffies, not nanoseconds: bpf_ktime_get_coarse_ns()
-			 * costs 16 ns a packet here, bpf_jiffies64() nothing,
-			 * and idle expiry needs no finer clock. */
-			__u64 now = bpf_jiffies64();
-			if (READ_ONCE(*used) != now)
-				WRITE_ONCE(*used, now);
-		}
-		/* The commonest list, a switch's single output, skips the
-		 * executor's call and loop: 15% of a cache hit's cost. */
-		if (acts->a[0].type == OVSBPF_ACTION_OUTPUT && acts->a[1].type == OVSBPF_ACTION_END) {
-			__u32 out = acts->a[0].port;
-			struct ovsbpf_port *port = bpf_map_lookup_elem(&ports, &out);
-			if (!port || !port->ifindex) {
-				count(OVSBPF_CNT_ACTION_ERROR);
-				return TC_ACT_SHOT;
-			}
-			if (port->flags & OVSBPF_PORT_PEER)
-				return bpf_redirect_peer(port->ifindex, 0);
-			return bpf_redirect(port->ifindex, 0);
-		}
-		r = execute(skb, &key, &p, acts, 0);
+	__u32 id = 0;
+	r = lookup_pass(skb, &key, 0, &id);
+	for (int pass = 1;; pass++) {
+		if (r != PASS_EXECUTE)
+			return r;
+		r = exec_flow(skb, &key, &p, id, 0);
 		if (r != EXEC_RECIRC)
 			return r;
+		if (pass >= OVSBPF_MAX_PASSES)
+			break;
+		r = run_pass(skb, &key, 0, &id);
 	}
+	/* A chain longer than OVSBPF_MAX_PASSES: a slow-path bug or a loop. */
 	count(OVSBPF_CNT_RECIRC_LIMIT);
 	return TC_ACT_SHOT;
 }
@@ -732,14 +818,30 @@ struct {
 	__type(value, struct ovsbpf_actions);
 } exec_actions SEC(".maps");
 
+/* The key's recirc_id and conntrack fields for the packet in the same
+ * executor slot, as they were at the pass whose miss user space answers
+ * (struct ovsbpf_exec_meta). All zero for a miss at the first pass. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, OVSBPF_EXEC_SLOTS);
+	__type(key, __u32);
+	__type(value, struct ovsbpf_exec_meta);
+} exec_meta SEC(".maps");
+
 /*
  * ovsbpf_execute delivers a packet the slow path handled: user space runs
  * it with BPF_PROG_TEST_RUN, the frame as data, ingress_ifindex the port it
- * came in on and cb[0] the exec_actions slot holding the actions. The same
- * execute() as the fast path runs them, so the packet leaves exactly as a
- * cache hit would have sent it; outputs go out with bpf_clone_redirect
- * because a test run performs no redirect. A recirc action continues in
- * the megaflow cache like a fast-path packet (and may upcall again).
+ * came in on and cb[0] the executor slot whose exec_actions holds the
+ * actions and whose exec_meta holds the recirc_id and conntrack fields the
+ * packet had when it missed. The frame is the packet as it was at that
+ * miss, so the parser's key with that metadata laid over it is the key the
+ * pass saw, and conntrack does not run twice on one packet. The same
+ * execute() as the fast path runs the actions, so the packet leaves
+ * exactly as a cache hit would have sent it; outputs go out with
+ * bpf_clone_redirect because a test run performs no redirect. A recirc
+ * action continues in the megaflow cache like a fast-path packet (and may
+ * upcall again), with statistics counted, for the passes left of
+ * OVSBPF_MAX_PASSES.
  */
 SEC("tc")
 int ovsbpf_execute(struct __sk_buff *skb)
@@ -756,21 +858,29 @@ int ovsbpf_execute(struct __sk_buff *skb)
 
 	__u32 slot = skb->cb[0];
 	struct ovsbpf_actions *acts = bpf_map_lookup_elem(&exec_actions, &slot);
-	if (!acts)
+	struct ovsbpf_exec_meta *meta = bpf_map_lookup_elem(&exec_meta, &slot);
+	if (!acts || !meta)
 		return TC_ACT_SHOT;
-	int r = execute(skb, &key, &p, acts, 1);
-	for (int pass = 1; pass < OVSBPF_MAX_PASSES && r == EXEC_RECIRC; pass++) {
-		__u32 id = 0;
-		acts = megaflow_find(&key.n, &id);
-		if (!acts) {
-			count(OVSBPF_CNT_MISS);
-			upcall(skb, &key, OVSBPF_UPCALL_MISS);
-			return TC_ACT_SHOT;
-		}
-		r = execute(skb, &key, &p, acts, 1);
+	key.n.recirc_id = meta->recirc_id;
+	key.n.ct_state = meta->ct_state;
+	if (key.n.eth_type != bpf_htons(ETH_P_ARP)) {
+		/* An ARP key holds tha in these bytes. */
+		key.n.ct_zone = meta->ct_zone;
+		key.n.ct_mark = meta->ct_mark;
 	}
-	if (r == EXEC_RECIRC)
-		count(OVSBPF_CNT_RECIRC_LIMIT);
+	__builtin_memcpy(key.w.ct_label, meta->ct_label, sizeof(key.w.ct_label));
+	/* The delivered list counts as the first pass. */
+	int r = execute(skb, &key, &p, acts, 1);
+	for (int pass = 1; r == EXEC_RECIRC; pass++) {
+		if (pass >= OVSBPF_MAX_PASSES) {
+			count(OVSBPF_CNT_RECIRC_LIMIT);
+			break;
+		}
+		__u32 id = 0;
+		r = run_pass(skb, &key, 1, &id);
+		if (r == PASS_EXECUTE)
+			r = exec_flow(skb, &key, &p, id, 1);
+	}
 	return TC_ACT_SHOT;
 }
 

@@ -69,12 +69,6 @@ const (
 	DatapathOvsbpfCounterOVSBPF_CNT__MAX         DatapathOvsbpfCounter = 8
 )
 
-type DatapathOvsbpfCtFlag uint32
-
-const (
-	DatapathOvsbpfCtFlagOVSBPF_CT_COMMIT DatapathOvsbpfCtFlag = 1
-)
-
 type DatapathOvsbpfDrop uint32
 
 const (
@@ -102,6 +96,16 @@ type DatapathOvsbpfEmcEntry struct {
 	Gen uint32
 }
 
+type DatapathOvsbpfExecMeta struct {
+	_        structs.HostLayout
+	RecircId uint32
+	CtMark   uint32
+	CtZone   uint16
+	CtState  uint8
+	Pad      uint8
+	CtLabel  [16]uint8
+}
+
 type DatapathOvsbpfFrag uint32
 
 const (
@@ -123,7 +127,7 @@ const (
 	DatapathOvsbpfLimitOVSBPF_MAX_ACTION_BLOCKS DatapathOvsbpfLimit = 64
 	DatapathOvsbpfLimitOVSBPF_MAX_PORTS         DatapathOvsbpfLimit = 1024
 	DatapathOvsbpfLimitOVSBPF_MAX_FLOWS         DatapathOvsbpfLimit = 200000
-	DatapathOvsbpfLimitOVSBPF_MAX_PASSES        DatapathOvsbpfLimit = 4
+	DatapathOvsbpfLimitOVSBPF_MAX_PASSES        DatapathOvsbpfLimit = 16
 	DatapathOvsbpfLimitOVSBPF_UPCALL_MAX_FRAME  DatapathOvsbpfLimit = 1514
 )
 
@@ -143,7 +147,8 @@ type DatapathOvsbpfMaskOrder struct {
 type DatapathOvsbpfNarrow struct {
 	_        structs.HostLayout
 	InPort   uint16
-	RecircId uint16
+	NwTos    uint8
+	MaskSlot uint8
 	EthDst   [6]uint8
 	EthSrc   [6]uint8
 	EthType  uint16
@@ -159,8 +164,7 @@ type DatapathOvsbpfNarrow struct {
 	TcpFlags uint16
 	CtZone   uint16
 	CtMark   uint32
-	NwTos    uint8
-	Pad      [3]uint8
+	RecircId uint32
 }
 
 type DatapathOvsbpfPort struct {
@@ -243,6 +247,7 @@ const (
 	DatapathMapDrops              = "drops"
 	DatapathMapEmc                = "emc"
 	DatapathMapExecActions        = "exec_actions"
+	DatapathMapExecMeta           = "exec_meta"
 	DatapathMapFlowActions        = "flow_actions"
 	DatapathMapFlowStats          = "flow_stats"
 	DatapathMapFlowUsed           = "flow_used"
@@ -261,7 +266,6 @@ const (
 	DatapathVarEmcEnabled         = "emc_enabled"
 	DatapathVarUnusedActionType   = "unused_action_type"
 	DatapathVarUnusedCounter      = "unused_counter"
-	DatapathVarUnusedCtFlag       = "unused_ct_flag"
 	DatapathVarUnusedDrop         = "unused_drop"
 	DatapathVarUnusedEmcEntry     = "unused_emc_entry"
 	DatapathVarUnusedFrag         = "unused_frag"
@@ -330,6 +334,7 @@ type DatapathMapSpecs struct {
 	Drops            *ebpf.MapSpec `ebpf:"drops"`
 	Emc              *ebpf.MapSpec `ebpf:"emc"`
 	ExecActions      *ebpf.MapSpec `ebpf:"exec_actions"`
+	ExecMeta         *ebpf.MapSpec `ebpf:"exec_meta"`
 	FlowActions      *ebpf.MapSpec `ebpf:"flow_actions"`
 	FlowStats        *ebpf.MapSpec `ebpf:"flow_stats"`
 	FlowUsed         *ebpf.MapSpec `ebpf:"flow_used"`
@@ -351,7 +356,6 @@ type DatapathVariableSpecs struct {
 	EmcEnabled         *ebpf.VariableSpec `ebpf:"emc_enabled"`
 	UnusedActionType   *ebpf.VariableSpec `ebpf:"unused_action_type"`
 	UnusedCounter      *ebpf.VariableSpec `ebpf:"unused_counter"`
-	UnusedCtFlag       *ebpf.VariableSpec `ebpf:"unused_ct_flag"`
 	UnusedDrop         *ebpf.VariableSpec `ebpf:"unused_drop"`
 	UnusedEmcEntry     *ebpf.VariableSpec `ebpf:"unused_emc_entry"`
 	UnusedFrag         *ebpf.VariableSpec `ebpf:"unused_frag"`
@@ -389,6 +393,7 @@ type DatapathMaps struct {
 	Drops            *ebpf.Map `ebpf:"drops"`
 	Emc              *ebpf.Map `ebpf:"emc"`
 	ExecActions      *ebpf.Map `ebpf:"exec_actions"`
+	ExecMeta         *ebpf.Map `ebpf:"exec_meta"`
 	FlowActions      *ebpf.Map `ebpf:"flow_actions"`
 	FlowStats        *ebpf.Map `ebpf:"flow_stats"`
 	FlowUsed         *ebpf.Map `ebpf:"flow_used"`
@@ -411,6 +416,7 @@ func (m *DatapathMaps) Close() error {
 		m.Drops,
 		m.Emc,
 		m.ExecActions,
+		m.ExecMeta,
 		m.FlowActions,
 		m.FlowStats,
 		m.FlowUsed,
@@ -433,7 +439,6 @@ type DatapathVariables struct {
 	EmcEnabled         *ebpf.Variable `ebpf:"emc_enabled"`
 	UnusedActionType   *ebpf.Variable `ebpf:"unused_action_type"`
 	UnusedCounter      *ebpf.Variable `ebpf:"unused_counter"`
-	UnusedCtFlag       *ebpf.Variable `ebpf:"unused_ct_flag"`
 	UnusedDrop         *ebpf.Variable `ebpf:"unused_drop"`
 	UnusedEmcEntry     *ebpf.Variable `ebpf:"unused_emc_entry"`
 	UnusedFrag         *ebpf.Variable `ebpf:"unused_frag"`

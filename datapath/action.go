@@ -58,7 +58,7 @@ var ErrTooManyActions = fmt.Errorf("more than %d actions", MaxActions)
 type Action struct {
 	Type ActionType
 	Port uint16  // Output
-	Arg  uint32  // PushVLAN: TCI; Recirc: recirc_id; CT: zone
+	Arg  uint32  // PushVLAN: TCI; Recirc: recirc_id (32 bits); CT: ct_params index
 	Data [8]byte // Set*: the new value, in network byte order
 }
 
@@ -98,17 +98,14 @@ func PopVLAN() Action { return Action{Type: ActionPopVLAN} }
 // Userspace sends a copy of the packet to user space.
 func Userspace() Action { return Action{Type: ActionUserspace} }
 
-// CT sends the packet through connection tracking in zone.
-func CT(zone uint16, commit bool) Action {
-	a := Action{Type: ActionCT, Arg: uint32(zone)}
-	if commit {
-		a.Data[0] = uint8(bpf.DatapathOvsbpfCtFlagOVSBPF_CT_COMMIT)
-	}
-	return a
-}
+// CT sends the packet through connection tracking with the parameters
+// (zone, commit, NAT, mark and label writes) at index params of the
+// datapath's ct_params array, and fills the key's conntrack fields; a
+// Recirc after it looks the packet up again with them.
+func CT(params uint32) Action { return Action{Type: ActionCT, Arg: params} }
 
-// Recirc looks the packet up again with recirc_id id.
-func Recirc(id uint16) Action { return Action{Type: ActionRecirc, Arg: uint32(id)} }
+// Recirc looks the packet up again with recirc_id id: the next pass.
+func Recirc(id uint32) Action { return Action{Type: ActionRecirc, Arg: id} }
 
 // SetARP writes b (1 to 8 bytes) at offset off of the ARP header: op is at
 // 6, sha 8, spa 14, tha 18, tpa 24. It returns an error for a write outside
@@ -160,11 +157,7 @@ func (a Action) String() string {
 	case ActionUserspace:
 		return "userspace"
 	case ActionCT:
-		s := fmt.Sprintf("ct(zone=%d", a.Arg)
-		if a.Data[0]&uint8(bpf.DatapathOvsbpfCtFlagOVSBPF_CT_COMMIT) != 0 {
-			s += ",commit"
-		}
-		return s + ")"
+		return fmt.Sprintf("ct(params=%d)", a.Arg)
 	case ActionRecirc:
 		return fmt.Sprintf("recirc(%#x)", a.Arg)
 	case ActionSetARP:

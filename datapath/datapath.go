@@ -192,7 +192,7 @@ func (d *Datapath) Destroy() error {
 		}
 	}
 	if d.pinDir != "" {
-		for _, m := range []*ebpf.Map{d.objs.Counters, d.objs.Drops, d.objs.Emc, d.objs.ExecActions,
+		for _, m := range []*ebpf.Map{d.objs.Counters, d.objs.Drops, d.objs.Emc, d.objs.ExecActions, d.objs.ExecMeta,
 			d.objs.FlowActions, d.objs.ActionBlocks, d.objs.FlowUsed, d.objs.FlowStats, d.objs.Flows, d.objs.MaskOrder, d.objs.MaskHits, d.objs.Masks,
 			d.objs.Ports, d.objs.PortOfIfindex, d.objs.PortOfBigIfindex, d.objs.Upcalls, d.objs.Clock} {
 			if err := m.Unpin(); err != nil {

@@ -42,7 +42,7 @@ type maskField func(m *Mask)
 var (
 	ones6      = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 	mInPort    = func(m *Mask) { m.InPort = 0xffff }
-	mRecirc    = func(m *Mask) { m.RecircId = 0xffff }
+	mRecirc    = func(m *Mask) { m.RecircId = 0xffffffff }
 	mEthDst    = func(m *Mask) { m.EthDst = ones6 }
 	mEthType   = func(m *Mask) { m.EthType = 0xffff }
 	mVLAN      = func(m *Mask) { m.VlanTci = 0xffff }
@@ -484,7 +484,7 @@ func TestRecirculation(t *testing.T) {
 	require.Equal(t, uint32(VerdictDrop), run(t, d, tcpFrame(t, 0), ifVM2).Verdict)
 	u := readUpcall(t, rd)
 	require.Equal(t, UpcallMiss, u.Reason)
-	require.Equal(t, uint16(9), u.Key.N.RecircId)
+	require.Equal(t, uint32(9), u.Key.N.RecircId)
 }
 
 func TestVLANPushPop(t *testing.T) {
@@ -512,7 +512,7 @@ func TestVLANPushPop(t *testing.T) {
 	require.Equal(t, uint32(VerdictRedirect), run(t, d, tcpFrame(t, 0), ifVM3).Verdict)
 }
 
-func keyWithVLAN(inPort, vid uint16, recirc ...uint16) Key {
+func keyWithVLAN(inPort, vid uint16, recirc ...uint32) Key {
 	k := Key{InPort: inPort}
 	k.SetVLAN(VLANPresent | vid)
 	if len(recirc) > 0 {
@@ -669,8 +669,19 @@ func TestUserspaceAndCTHooks(t *testing.T) {
 	rd := upcallReader(t, d)
 	_, err := d.PutFlow(maskOf(mInPort), Key{InPort: 1}, []Action{Userspace(), Output(2)})
 	require.NoError(t, err)
-	_, err = d.PutFlow(maskOf(mInPort), Key{InPort: 2}, []Action{CT(5, true), Recirc(1)})
+	_, err = d.PutFlow(maskOf(mInPort), Key{InPort: 2}, []Action{CT(70000), Recirc(1)})
 	require.NoError(t, err)
+	flows, err := d.Flows()
+	require.NoError(t, err)
+	require.Len(t, flows, 2)
+	var ctFlow Flow
+	for _, f := range flows {
+		if f.Key.InPort == 2 {
+			ctFlow = f
+		}
+	}
+	require.Equal(t, []Action{CT(70000), Recirc(1)}, ctFlow.Actions, "a params index past 16 bits reads back whole")
+	require.Equal(t, "ct(params=70000),recirc(0x1)", FormatActions(ctFlow.Actions))
 
 	f := udpFrame(t, 8)
 	require.Equal(t, uint32(VerdictRedirect), run(t, d, f, ifVM1).Verdict, "userspace copies, the packet goes on")
@@ -682,5 +693,6 @@ func TestUserspaceAndCTHooks(t *testing.T) {
 	u = readUpcall(t, rd)
 	require.Equal(t, UpcallCT, u.Reason)
 	require.Equal(t, uint16(2), u.Key.N.InPort)
-	require.Equal(t, "ct(zone=5,commit),recirc(0x1)", FormatActions([]Action{CT(5, true), Recirc(1)}))
+	require.Equal(t, "ct(params=5),recirc(0x1)", FormatActions([]Action{CT(5), Recirc(1)}))
+	require.Equal(t, "ct(params=4294967295),recirc(0x12345678)", FormatActions([]Action{CT(0xffffffff), Recirc(0x12345678)}))
 }

@@ -217,10 +217,10 @@ func TestExecuteDeliversA256PortFlood(t *testing.T) {
 			return err
 		}
 		defer x.Close()
-		if err := x.Execute(frame, 1, acts); err != nil {
+		if err := x.Execute(frame, 1, ExecMeta{}, acts); err != nil {
 			return err
 		}
-		if err := x.Execute(frame, 1, make([]Action, MaxActions+1)); !errors.Is(err, ErrTooManyActions) {
+		if err := x.Execute(frame, 1, ExecMeta{}, make([]Action, MaxActions+1)); !errors.Is(err, ErrTooManyActions) {
 			return fmt.Errorf("a list past %d actions: got %v, want ErrTooManyActions", MaxActions, err)
 		}
 		return nil

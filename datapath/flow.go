@@ -74,7 +74,7 @@ func (f *Flow) String() string {
 
 type flowEntry struct {
 	id      uint32
-	hkey    Key // the masked key with the mask slot in Pad[0]: the map key
+	hkey    Key // the masked key with the mask slot in MaskSlot: the map key
 	key     Key
 	mask    Mask
 	actions []Action
@@ -244,7 +244,9 @@ func recoverFlows(objs *bpf.DatapathObjects, log *slog.Logger, maxFlows, pool ui
 			return nil, fmt.Errorf("reading mask slot %d: %w", slot, err)
 		}
 		if m.Used != 0 {
-			t.masks[slot] = &maskSlot{mask: Mask(m.Bits)}
+			mask := Mask(m.Bits)
+			mask.MaskSlot = 0 // the slot number, for the search
+			t.masks[slot] = &maskSlot{mask: mask}
 		}
 	}
 	// Keep a pinned search order (writeOrder drops what is not a used
@@ -262,7 +264,7 @@ func recoverFlows(objs *bpf.DatapathObjects, log *slog.Logger, maxFlows, pool ui
 	maxID := uint32(0)
 	it := objs.Flows.Iterate()
 	for it.Next(&hkey, &id) {
-		slot := hkey.Pad[0]
+		slot := hkey.MaskSlot
 		var acts bpf.DatapathOvsbpfActions
 		if uint32(slot) >= MaxMasks || t.masks[slot] == nil || id == 0 || id >= maxFlows ||
 			objs.FlowActions.Lookup(id, &acts) != nil || acts.Gen == 0 {
@@ -276,7 +278,7 @@ func recoverFlows(objs *bpf.DatapathObjects, log *slog.Logger, maxFlows, pool ui
 			continue
 		}
 		key := hkey
-		key.Pad[0] = 0
+		key.MaskSlot = 0
 		t.byKey[hkey] = &flowEntry{id: id, hkey: hkey, key: key, mask: t.masks[slot].mask, actions: list}
 		if len(blocks) > 0 {
 			t.blocksOf[id] = blocks
@@ -430,7 +432,7 @@ func (t *flowTable) maskSlotFor(mask *Mask) (int, bool, error) {
 // quarantine (a packet may have read its action list already), and a mask
 // slot taken for this flow is cleared again.
 func (t *flowTable) put(mask Mask, key Key, actions []Action) (bool, error) {
-	mask.Pad = [3]uint8{}
+	mask.MaskSlot = 0
 	key = key.And(&mask)
 	now := time.Now()
 	if len(t.ids.stale) > 0 {
@@ -441,7 +443,7 @@ func (t *flowTable) put(mask Mask, key Key, actions []Action) (bool, error) {
 		return false, fmt.Errorf("megaflow %s: %w", FormatFlow(&key, &mask), err)
 	}
 	hkey := key
-	hkey.Pad[0] = uint8(slot)
+	hkey.MaskSlot = uint8(slot)
 	old := t.byKey[hkey]
 	if old != nil && slices.Equal(old.actions, actions) {
 		return false, nil
@@ -482,7 +484,11 @@ func (t *flowTable) put(mask Mask, key Key, actions []Action) (bool, error) {
 		return false, fmt.Errorf("megaflow %s: %w", FormatFlow(&key, &mask), err)
 	}
 	if newMask {
-		if err := t.objs.Masks.Update(uint32(slot), bpf.DatapathOvsbpfMask{Bits: bpf.DatapathOvsbpfNarrow(mask), Used: 1}, ebpf.UpdateAny); err != nil {
+		// The datapath's copy holds the slot number in mask_slot: the
+		// search's AND puts it into the masked key.
+		bits := bpf.DatapathOvsbpfNarrow(mask)
+		bits.MaskSlot = uint8(slot)
+		if err := t.objs.Masks.Update(uint32(slot), bpf.DatapathOvsbpfMask{Bits: bits, Used: 1}, ebpf.UpdateAny); err != nil {
 			t.releaseID(id, now)
 			return false, fmt.Errorf("megaflow %s: writing mask slot %d: %w", FormatFlow(&key, &mask), slot, err)
 		}
@@ -585,19 +591,19 @@ func (t *flowTable) remove(f *flowEntry) error {
 	}
 	delete(t.byKey, f.hkey)
 	t.retire(f, time.Now())
-	slot := int(f.hkey.Pad[0])
+	slot := int(f.hkey.MaskSlot)
 	t.masks[slot].refs--
 	t.dropMaskIfUnused(slot)
 	return nil
 }
 
 func (t *flowTable) find(mask Mask, key Key) *flowEntry {
-	mask.Pad = [3]uint8{}
+	mask.MaskSlot = 0
 	key = key.And(&mask)
 	for slot, s := range t.masks {
 		if s != nil && s.mask == mask {
 			hkey := key
-			hkey.Pad[0] = uint8(slot)
+			hkey.MaskSlot = uint8(slot)
 			return t.byKey[hkey]
 		}
 	}

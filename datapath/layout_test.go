@@ -45,6 +45,7 @@ func mirrors() []mirror {
 		{c: "ovsbpf_port", goT: reflect.TypeFor[bpf.DatapathOvsbpfPort]()},
 		{c: "ovsbpf_upcall", goT: reflect.TypeFor[bpf.DatapathOvsbpfUpcall]()},
 		{c: "ovsbpf_clock", goT: reflect.TypeFor[bpf.DatapathOvsbpfClock]()},
+		{c: "ovsbpf_exec_meta", goT: reflect.TypeFor[bpf.DatapathOvsbpfExecMeta]()},
 		{c: "__sk_buff", goT: reflect.TypeFor[skbContext](), upTo: "cb"},
 	}
 }
@@ -71,6 +72,7 @@ func mapLayouts() map[string]mapLayout {
 		bpf.DatapathMapPortOfIfindex:    {u32, u32, ifindexSlots},
 		bpf.DatapathMapPortOfBigIfindex: {u32, u32, uint32(MaxPorts)},
 		bpf.DatapathMapExecActions:      {u32, reflect.TypeFor[bpf.DatapathOvsbpfActions](), uint32(MaxExecutors)},
+		bpf.DatapathMapExecMeta:         {u32, reflect.TypeFor[bpf.DatapathOvsbpfExecMeta](), uint32(MaxExecutors)},
 		bpf.DatapathMapEmc:              {u32, reflect.TypeFor[bpf.DatapathOvsbpfEmcEntry](), uint32(bpf.DatapathOvsbpfTableSizeOVSBPF_EMC_SLOTS)},
 		bpf.DatapathMapCounters:         {u32, u64, uint32(bpf.DatapathOvsbpfCounterOVSBPF_CNT__MAX)},
 		bpf.DatapathMapDrops:            {u32, u64, uint32(bpf.DatapathOvsbpfDropOVSBPF_DROP__MAX)},
@@ -158,6 +160,7 @@ func TestLayoutMatchesBTF(t *testing.T) {
 			{"OVSBPF_MAX_ACTIONS", val(limits, "OVSBPF_MAX_ACTIONS"), uint64(BlockActions)},
 			{"ovsbpf_actions.a[]", uint64(arrayLen(t, actions, "a")), uint64(BlockActions)},
 			{"OVSBPF_MAX_ACTION_BLOCKS", val(limits, "OVSBPF_MAX_ACTION_BLOCKS"), uint64(MaxActionBlocks)},
+			{"OVSBPF_MAX_PASSES", val(limits, "OVSBPF_MAX_PASSES"), uint64(MaxPasses)},
 			{"OVSBPF_UPCALL_MAX_FRAME", val(limits, "OVSBPF_UPCALL_MAX_FRAME"), uint64(MaxUpcallFrame)},
 			{"ovsbpf_upcall.frame[]", uint64(arrayLen(t, upcall, "frame")), uint64(MaxUpcallFrame)},
 			{"OVSBPF_EXEC_SLOTS", val(sizes, "OVSBPF_EXEC_SLOTS"), uint64(MaxExecutors)},
@@ -178,7 +181,6 @@ func TestLayoutMatchesBTF(t *testing.T) {
 			{"ovsbpf_frag", "OVSBPF_FRAG_ANY", uint64(FragAny)},
 			{"ovsbpf_frag", "OVSBPF_FRAG_LATER", uint64(FragLater)},
 			{"ovsbpf_port_flag", "OVSBPF_PORT_PEER", uint64(bpf.DatapathOvsbpfPortFlagOVSBPF_PORT_PEER)},
-			{"ovsbpf_ct_flag", "OVSBPF_CT_COMMIT", uint64(CT(0, true).Data[0])},
 		} {
 			var e *btf.Enum
 			require.NoError(t, spec.Types.TypeByName(tc.enum, &e))

@@ -41,7 +41,7 @@ func executeToTwoVMs(t *testing.T, frame []byte, actions []Action) (vm2, vm3 *ne
 			return err
 		}
 		defer x.Close()
-		return x.Execute(frame, 1, actions)
+		return x.Execute(frame, 1, ExecMeta{}, actions)
 	}))
 	return vm2, vm3
 }

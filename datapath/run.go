@@ -90,7 +90,42 @@ func BenchmarkProgram(prog *ebpf.Program, frame []byte, ifindex uint32, repeat i
 type Executor struct {
 	d    *Datapath
 	slot uint32
+	// meta is what the slot's exec_meta holds when metaSet: most
+	// deliveries are at the first pass with the zero ExecMeta, and
+	// rewriting it every time would cost each a syscall.
+	meta    ExecMeta
+	metaSet bool
 }
+
+// ExecMeta is the part of a packet's key a frame does not carry: the
+// recirc_id and the conntrack fields the packet had at the pass where it
+// missed (struct ovsbpf_exec_meta). Execute lays it over the key it parses
+// from the frame, so a packet delivered after a miss at a later pass goes
+// on with the key that pass saw, and conntrack does not run twice on it.
+// The zero value is a packet at its first pass.
+type ExecMeta struct {
+	RecircID uint32
+	CTState  uint8
+	CTZone   uint16
+	CTMark   uint32
+	CTLabel  [16]byte
+}
+
+// ExecMetaOf returns the ExecMeta of a packet key, as an upcall carries
+// it. An ARP key's conntrack zone and mark bytes hold arp_tha, which the
+// frame carries: they are left out, and Execute leaves them as parsed.
+func ExecMetaOf(k *PacketKey) ExecMeta {
+	m := ExecMeta{RecircID: k.N.RecircId, CTState: k.N.CtState, CTLabel: k.W.CtLabel}
+	if be16(k.N.EthType) != EthTypeARP {
+		m.CTZone, m.CTMark = k.N.CtZone, k.N.CtMark
+	}
+	return m
+}
+
+// MaxPasses is OVSBPF_MAX_PASSES: the lookups one packet may make, its
+// first included; a packet that would recirculate into one more is dropped
+// and counted (Counters.RecircLimit).
+const MaxPasses = int(bpf.DatapathOvsbpfLimitOVSBPF_MAX_PASSES)
 
 // MaxExecutors is the number of exec_actions slots (OVSBPF_EXEC_SLOTS).
 const MaxExecutors = int(bpf.DatapathOvsbpfTableSizeOVSBPF_EXEC_SLOTS)
@@ -124,13 +159,23 @@ func (e *Executor) Close() {
 }
 
 // Execute runs actions on frame, which arrived on interface ifindex (a
-// port): its outputs leave for real, exactly as a cache hit would send
-// them. A recirc action continues in the megaflow cache, and a miss there
-// comes back as an upcall.
-func (e *Executor) Execute(frame []byte, ifindex uint32, actions []Action) error {
+// port), with the key the datapath parses from frame and meta laid over
+// it: its outputs leave for real, exactly as a cache hit would send them.
+// The actions count as one pass; a recirc action continues in the megaflow
+// cache for the passes left of MaxPasses, and a miss there comes back as an
+// upcall.
+func (e *Executor) Execute(frame []byte, ifindex uint32, meta ExecMeta, actions []Action) error {
 	enc, err := encodeActions(actions, 1)
 	if err != nil {
 		return err
+	}
+	if !e.metaSet || e.meta != meta {
+		m := bpf.DatapathOvsbpfExecMeta{RecircId: meta.RecircID, CtState: meta.CTState, CtZone: meta.CTZone, CtMark: meta.CTMark, CtLabel: meta.CTLabel}
+		if err := e.d.objs.ExecMeta.Update(unsafe.Pointer(&e.slot), unsafe.Pointer(&m), ebpf.UpdateAny); err != nil {
+			e.metaSet = false
+			return fmt.Errorf("writing the key's metadata (recirc_id %#x) to execute: %w", meta.RecircID, err)
+		}
+		e.meta, e.metaSet = meta, true
 	}
 	// The slot's list goes on in the slot's own blocks, each written
 	// before the block that points at it.

@@ -41,6 +41,7 @@ const (
 	offTpDst    = int(unsafe.Offsetof(datapath.Key{}.TpDst))
 	offTCPFlags = int(unsafe.Offsetof(datapath.Key{}.TcpFlags))
 	offCTZone   = int(unsafe.Offsetof(datapath.Key{}.CtZone))
+	offRecircID = int(unsafe.Offsetof(datapath.Key{}.RecircId))
 )
 
 // Header fields stored alike in both layouts.
@@ -137,7 +138,7 @@ func pipelineState(id field.ID) bool {
 // tunnel id, the original-direction conntrack tuple, pkt_mark).
 func MegaflowMask(mask *field.Mask, pk *datapath.PacketKey) (datapath.Mask, error) {
 	var m datapath.Mask
-	m.InPort, m.RecircId = 0xffff, 0xffff
+	m.InPort, m.RecircId = 0xffff, 0xffffffff
 	mb := maskBytes(&m)
 	narrow := pk.Narrow()
 	isARP := narrow.EtherType() == ethTypeARP
@@ -183,7 +184,9 @@ func MegaflowMask(mask *field.Mask, pk *datapath.PacketKey) (datapath.Mask, erro
 	// The narrow key's bytes mean different things for different
 	// packets: whoever matches on them must also match on what says
 	// what they are.
-	if !allZero(mb[offNwSrc:]) { // from nw_src on, eth_type says what a byte is
+	// From nw_src to ct_mark, and nw_tos (at the key's head), eth_type
+	// says what a byte is; recirc_id, after them, means the same for all.
+	if !allZero(mb[offNwSrc:offRecircID]) || m.NwTos != 0 {
 		m.EthType = 0xffff
 	}
 	if !allZero(mb[offTpSrc:offCTZone]) && !isARP { // the ports and TCP flags

@@ -99,6 +99,8 @@ func TestMegaflowMask(t *testing.T) {
 		return m
 	}
 	tcp, arp := tcpKey(), arpKey()
+	recirculated := tcpKey()
+	recirculated.N.RecircId = 0x12345678
 	tests := []struct {
 		name string
 		pk   *datapath.PacketKey
@@ -116,6 +118,10 @@ func TestMegaflowMask(t *testing.T) {
 			"recirc_id(0),in_port(3),eth_type(0x0800),ipv4(proto=6,frag=no),tcp(dst=80)", nil},
 		{"dscp is the tos byte", &tcp, read(field.EthType, field.IPDSCP),
 			"recirc_id(0),in_port(3),eth_type(0x0800),ipv4(tos=0xb8/0xfc)", nil},
+		{"the tos byte needs eth_type", &tcp, read(field.IPDSCP),
+			"recirc_id(0),in_port(3),eth_type(0x0800),ipv4(tos=0xb8/0xfc)", nil},
+		{"recirc_id is exact, all 32 bits", &recirculated, read(field.EthDst),
+			"recirc_id(0x12345678),in_port(3),eth(dst=0a:00:00:00:00:02)", nil},
 		{"conntrack fields", &tcp, read(field.CTZone, field.CTMark, field.CTState, field.U64(field.CSTrk)),
 			"recirc_id(0),in_port(3),ct_state(-trk),ct_zone(0x7),ct_mark(0x12345678),eth_type(0x0800)", nil},
 		{"arp", &arp, read(field.EthType, field.ARPOp, field.ARPTPA, field.ARPSHA),

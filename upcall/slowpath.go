@@ -366,7 +366,10 @@ func (s *Slowpath) deliver(x *datapath.Executor, u *datapath.Upcall, acts []data
 	if completeChecksum(u.Frame) {
 		s.stats.checksumsCompleted.Add(1)
 	}
-	if err := x.Execute(u.Frame, u.Ifindex, acts); err != nil {
+	// The frame is the packet as it was at the miss: the key's recirc_id
+	// and conntrack fields, which the frame does not carry, go with it
+	// (all zero for a miss at the first pass, the only kind handled yet).
+	if err := x.Execute(u.Frame, u.Ifindex, datapath.ExecMetaOf(&u.Key), acts); err != nil {
 		s.stats.deliveryErrors.Add(1)
 		s.log.Warn("cannot deliver a packet from the slow path", "err", err)
 		return

@@ -56,10 +56,16 @@ enum ovsbpf_limit {
 	 * at flow ids alike, and the revalidator keeps the count below it. */
 	OVSBPF_MAX_FLOWS = 200000,
 
-	/* Recirculations per packet: a ct() then a second lookup, as OVN's
-	 * stateful ACLs and load balancers need, and room for one more. A loop
-	 * beyond this is a slow-path bug; the packet is dropped and counted. */
-	OVSBPF_MAX_PASSES = 4,
+	/* Lookups per packet, the first included: each recirc starts one
+	 * more. OVN's longest path on one chassis (a switch with stateful
+	 * ACLs and a load balancer, a gateway router with NAT and a load
+	 * balancer, the far switch, a hairpin) takes 13
+	 * (docs/conntrack-design.md, section 1); 16 leaves room for a second
+	 * router. Every pass but the first is a call of the global function
+	 * run_pass, which the verifier checks once, so the bound costs it a
+	 * few instructions a pass. A chain beyond this is a slow-path bug or a
+	 * loop: the packet is dropped and counted (OVSBPF_CNT_RECIRC_LIMIT). */
+	OVSBPF_MAX_PASSES = 16,
 
 	/* The frame bytes an upcall carries: a whole frame at a 1500-byte
 	 * MTU. */
@@ -98,7 +104,7 @@ enum ovsbpf_action_type {
 	OVSBPF_ACTION_PUSH_VLAN,    /* arg: TCI (without OVSBPF_VLAN_PRESENT) */
 	OVSBPF_ACTION_POP_VLAN,
 	OVSBPF_ACTION_USERSPACE,    /* a copy to user space (controller actions) */
-	OVSBPF_ACTION_CT,           /* conntrack: arg zone, data[0] OVSBPF_CT_* */
+	OVSBPF_ACTION_CT,           /* conntrack: arg indexes ct_params */
 	OVSBPF_ACTION_RECIRC,       /* look up again with recirc_id = arg */
 	OVSBPF_ACTION_SET_ARP,      /* ARP only: data[0..n-1] at offset arg & 0x1f
 				     * of the ARP header, n = (arg >> 8 & 7) + 1;
@@ -106,15 +112,11 @@ enum ovsbpf_action_type {
 	OVSBPF_ACTION__MAX,
 };
 
-/* OVSBPF_ACTION_CT flags, in data[0]. */
-enum ovsbpf_ct_flag {
-	OVSBPF_CT_COMMIT = 1,
-};
-
 struct ovsbpf_action {
 	__u16 type; /* enum ovsbpf_action_type */
 	__u16 port; /* OUTPUT */
-	__u32 arg;  /* PUSH_VLAN: TCI; RECIRC: recirc_id; CT: zone; SET_ARP: where */
+	__u32 arg;  /* PUSH_VLAN: TCI; RECIRC: recirc_id; CT: ct_params index;
+		     * SET_ARP: where */
 	__u8 data[8];
 };
 
@@ -185,6 +187,22 @@ struct ovsbpf_upcall {
 	struct ovsbpf_key key;
 	__u8 frame[OVSBPF_UPCALL_MAX_FRAME];
 	__u8 pad[2];
+};
+
+/* What ovsbpf_execute lays over the key it parses from a frame the slow
+ * path delivers, one per executor slot (exec_meta). The frame is the packet
+ * as it was when it missed at some pass, headers already rewritten by the
+ * passes before; the parser gives it recirc_id 0 and no conntrack state,
+ * so these put back the recirc_id and the conntrack fields it had at that
+ * pass. Without them, delivering a packet past a ct would need ct to run
+ * again, and TCP state would count the packet twice. */
+struct ovsbpf_exec_meta {
+	__u32 recirc_id;
+	__u32 ct_mark;
+	__u16 ct_zone;
+	__u8 ct_state;
+	__u8 pad;
+	__u8 ct_label[16];
 };
 
 /* Datapath counters, per CPU. */

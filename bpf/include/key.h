@@ -36,9 +36,21 @@ enum ovsbpf_vlan {
 	OVSBPF_VLAN_PRESENT = 0x1000,
 };
 
+/*
+ * The narrow key, laid out so that a 32-bit recirc_id fits in 48 bytes:
+ * in_port, nw_tos and the mask slot share the first word, recirc_id takes
+ * the last. The byte offsets of eth_dst..ct_mark are those of the first
+ * layout (16-bit recirc_id at 2, nw_tos at 44), so the ARP overlay and the
+ * words the EMC hash and the masked AND read did not move.
+ */
 struct ovsbpf_narrow {
 	__u16 in_port;   /* datapath port the packet came in on */
-	__u16 recirc_id; /* 0 on the first pass; set by ct and recirc */
+	__u8 nw_tos;     /* DSCP and ECN */
+	/* 0 in a packet's key. The tuple space search puts the slot of the
+	 * mask it tries into the masked key (a mask in the masks map holds
+	 * its slot number here), so that equal masked keys under two masks
+	 * are two entries of the flows map. */
+	__u8 mask_slot;
 	__u8 eth_dst[6];
 	__u8 eth_src[6];
 	__be16 eth_type; /* after the VLAN tag, if any */
@@ -57,8 +69,10 @@ struct ovsbpf_narrow {
 	__be16 tcp_flags; /* low 12 bits of the TCP flags word */
 	__u16 ct_zone;
 	__u32 ct_mark;
-	__u8 nw_tos; /* DSCP and ECN */
-	__u8 pad[3];
+	/* 0 on the first pass; set by recirc. 32 bits, so that ids are handed
+	 * out in increasing order and a freed id is not met again before the
+	 * counter wraps (docs/conntrack-design.md, section 1). */
+	__u32 recirc_id;
 };
 
 struct ovsbpf_wide {

@@ -356,7 +356,8 @@ static __always_inline int parse_linear(struct __sk_buff *skb, struct ovsbpf_key
  */
 static __always_inline int parse_packet(struct __sk_buff *skb, struct ovsbpf_key *key, struct pkt *p)
 {
-	__u16 in_port = key->n.in_port, recirc_id = key->n.recirc_id;
+	__u16 in_port = key->n.in_port;
+	__u32 recirc_id = key->n.recirc_id;
 	int r = parse_linear(skb, key, p);
 	if (r == OVSBPF_PARSE_OK && !p->cut)
 		return r;

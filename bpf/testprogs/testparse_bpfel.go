@@ -38,7 +38,8 @@ type TestParseOvsbpfKey struct {
 	N struct {
 		_        structs.HostLayout
 		InPort   uint16
-		RecircId uint16
+		NwTos    uint8
+		MaskSlot uint8
 		EthDst   [6]uint8
 		EthSrc   [6]uint8
 		EthType  uint16
@@ -54,8 +55,7 @@ type TestParseOvsbpfKey struct {
 		TcpFlags uint16
 		CtZone   uint16
 		CtMark   uint32
-		NwTos    uint8
-		Pad      [3]uint8
+		RecircId uint32
 	}
 	W struct {
 		_           structs.HostLayout

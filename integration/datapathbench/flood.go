@@ -63,7 +63,7 @@ func flood(out func(name string, v float64)) error {
 		k.InPort = 1
 		k.EthDst = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 		var m datapath.Mask
-		m.InPort, m.RecircId, m.EthDst = 0xffff, 0xffff, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+		m.InPort, m.RecircId, m.EthDst = 0xffff, 0xffffffff, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 		if _, err := d.PutFlow(m, k, acts); err != nil {
 			d.Close()
 			return nil, err

@@ -95,7 +95,7 @@ func loadWithMasks(n int, emc bool) (*datapath.Datapath, error) {
 		// Mask i keeps in_port, recirc_id, eth_dst and the top i+1
 		// bits of the IPv4 destination: every mask differs.
 		var m datapath.Mask
-		m.InPort, m.RecircId, m.EthDst, m.EthType = 0xffff, 0xffff, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 0xffff
+		m.InPort, m.RecircId, m.EthDst, m.EthType = 0xffff, 0xffffffff, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 0xffff
 		m.SetIPv4Dst(netip.AddrFrom4([4]byte(prefixMask(i + 1))))
 		key := k
 		if i < n-1 {

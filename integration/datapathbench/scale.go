@@ -81,7 +81,7 @@ func loadACLSwitch() (*datapath.Datapath, error) {
 	k.NwProto = 6
 	ones6 := [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 	var m [scaleMasks]datapath.Mask
-	m[0].InPort, m[0].RecircId, m[0].EthSrc, m[0].VlanTci = 0xffff, 0xffff, ones6, 0xffff
+	m[0].InPort, m[0].RecircId, m[0].EthSrc, m[0].VlanTci = 0xffff, 0xffffffff, ones6, 0xffff
 	m[1] = m[0]
 	m[1].EthDst, m[1].EthType = ones6, 0xffff
 	m[2] = m[1]
