@@ -51,8 +51,8 @@ generate: ## regenerate the OVSDB models and the eBPF objects and bindings (need
 
 check-generated: ## fail if the committed generated files differ from what make generate makes
 	$(GO) generate ./...
-	@git diff --exit-code --stat -- ovsdb bpf || { echo "generated files are stale: run make generate and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- ovsdb bpf)" || { git status --porcelain -- ovsdb bpf; echo "make generate made untracked files: commit them"; exit 1; }
+	@git diff --exit-code --stat -- ovsdb bpf ct || { echo "generated files are stale: run make generate and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- ovsdb bpf ct)" || { git status --porcelain -- ovsdb bpf ct; echo "make generate made untracked files: commit them"; exit 1; }
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
