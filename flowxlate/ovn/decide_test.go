@@ -462,3 +462,38 @@ func TestResumeUnknownPipeline(t *testing.T) {
 	_, err := tr.Resume(interp.Frozen{Pipeline: ir.PipelineID{Domain: 99}}, field.Key{})
 	require.ErrorContains(t, err, "99/0")
 }
+
+// BenchmarkDecide is the slow path's cost for the two passes of a packet
+// entering the allow-related switch: the pass that freezes at the ingress
+// ct_next, and its resumption with an established connection, which
+// freezes again at the egress ct_next; ProcessPacket (conntrack guessed) on
+// the same packet for comparison.
+func BenchmarkDecide(b *testing.B) {
+	tr := loadStateful(b)
+	pkt := tcpPacket("00:00:00:00:01:01", "00:00:00:00:01:02", "10.0.1.1", "10.0.1.2", 80)
+	d, err := tr.Decide("vm1", pkt)
+	require.NoError(b, err)
+	fz := d.Freeze
+	k := withCT(fz.Key, estTrk, 11)
+	b.Run("pass0", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := tr.Decide("vm1", pkt); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("resume", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := tr.Resume(fz.Frozen, k); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("process_packet", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := tr.ProcessPacket("vm1", pkt, RunOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
