@@ -11,6 +11,7 @@ package interp
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/ovsbpf/ovsbpf/flowxlate/field"
 	"github.com/ovsbpf/ovsbpf/flowxlate/ir"
@@ -49,6 +50,8 @@ type Interp struct {
 	env  Env
 	// stopAtTTLExpiry: see DatapathTTL.
 	stopAtTTLExpiry bool
+	// freezing: see Freezing.
+	freezing bool
 }
 
 // New returns an interpreter for prog in env.
@@ -66,19 +69,108 @@ func (in *Interp) DatapathTTL() *Interp {
 	return &c
 }
 
+// Freezing returns an interpreter that stops at conntrack as a datapath
+// does, instead of asking Env.Conntrack: the slow path decides with it, for
+// only the datapath's conntrack knows a connection's state.
+//
+// A recirculating ir.CT ends its path with a Freeze: the ct call the
+// datapath must make on the packet as it is there, and the Frozen state a
+// Resume goes on from once the datapath has filled in the packet's
+// conntrack fields. The actions after the ct in the same action list still
+// run, on the packet ct left untracked (OpenFlow's ct(table=N) forks); any
+// output, ct or freeze among them sets Result.Forked.
+//
+// A conntrack commit that does not recirculate becomes a Step, in order
+// among the outputs, with its zone and its ct_mark and ct_label writes
+// evaluated on the packet (CTCall).
+func (in *Interp) Freezing() *Interp {
+	c := *in
+	c.freezing = true
+	return &c
+}
+
 // Delivery is a packet leaving the pipeline.
 type Delivery struct {
 	Port string
 	Key  field.Key
 }
 
+// CTCall is a conntrack action as a datapath runs it: the action, with its
+// zone and the ct_mark and ct_label writes of its commit evaluated on the
+// packet. CT.Exec may only write ct_mark and ct_label; Mark and Label hold
+// the values written, under MarkMask and LabelMask (0: not written).
+type CTCall struct {
+	CT             *ir.CT
+	Zone           uint16
+	Mark, MarkMask uint32
+	Label          field.Value
+	LabelMask      field.Value
+}
+
+// Step is one thing that happens to the packet, in pipeline order: an
+// output to Port, or (CT not nil) a conntrack commit that does not
+// recirculate. Key is the packet at that moment.
+type Step struct {
+	Port string
+	CT   *CTCall
+	Key  field.Key
+}
+
+// Frozen is where a run that stopped at a recirculating conntrack action
+// goes on, and with what pipeline state. It is comparable: the slow path
+// keys recirculation ids by it, so that the same state always gets the
+// same id.
+//
+// State holds the run's metadata and registers at the freeze; every other
+// field is zero. Stack is the value stack the lookup at Table starts with,
+// 16 bytes a value; the interpreter scopes a stack to one rule's action
+// list, which a freeze leaves, so it is empty today (Resume refuses any
+// other).
+type Frozen struct {
+	Pipeline ir.PipelineID
+	Table    int
+	State    field.Key
+	Stack    string
+}
+
+// Freeze is a run stopping at a recirculating conntrack action (Freezing):
+// the ct the datapath must run on Key, the packet as it is at that point
+// (headers after the rewrites so far; its metadata and registers are
+// pipeline state, also in Frozen), then where to go on. Step is the
+// number of Steps recorded before it.
+type Freeze struct {
+	CT     CTCall
+	Key    field.Key
+	Frozen Frozen
+	Step   int
+}
+
 // Result is what one run produced. Mask has every bit of the packet the
 // run read or wrote (see ctx.Write).
 type Result struct {
-	Trace      []*trace.Node
-	Mask       field.Mask
-	Deliveries []Delivery
-	Errors     []string
+	Trace []*trace.Node
+	Mask  field.Mask
+	// Steps are the outputs, and in Freezing mode the conntrack commits,
+	// in the order the pipeline made them.
+	Steps []Step
+	// Freezes are the paths that stopped at a recirculating ct
+	// (Freezing mode only), in order.
+	Freezes []Freeze
+	// Forked says an output, ct or freeze happened after a recirculating
+	// ct in the same action list (see Freezing).
+	Forked bool
+	Errors []string
+}
+
+// Deliveries returns the outputs among r's steps, in order.
+func (r *Result) Deliveries() []Delivery {
+	var out []Delivery
+	for _, s := range r.Steps {
+		if s.CT == nil {
+			out = append(out, Delivery{Port: s.Port, Key: s.Key})
+		}
+	}
+	return out
 }
 
 // Run runs start with a context on key, positioned at no pipeline; start
@@ -101,6 +193,43 @@ func (in *Interp) Decide(key field.Key, start func(c ir.ExecContext)) *Result {
 	return &r.res
 }
 
+// Resume goes on from a Freeze once the datapath has run the conntrack
+// action: key is the packet as the datapath hands it back (headers after
+// any NAT, conntrack fields filled in), fr the frozen state. The run starts
+// with a lookup in fr.Table of fr.Pipeline, with fr.State's metadata and
+// registers laid over key's. Like Decide it records no trace, and the
+// result's mask has every bit of key the run read (the conntrack fields
+// among them). A resumed run may freeze again; Resume runs in Freezing
+// mode whether or not in does.
+func (in *Interp) Resume(key field.Key, fr Frozen) *Result {
+	fz := in.Freezing()
+	r := &run{in: fz}
+	if fr.Stack != "" {
+		r.res.Errors = append(r.res.Errors, "*** frozen state carries a value stack, which this interpreter never freezes")
+		return &r.res
+	}
+	k := key
+	layState(&k, &fr.State)
+	c := &ctx{run: r, key: &k, table: -1}
+	c.At(fr.Pipeline, fr.Table).Lookup()
+	return &r.res
+}
+
+// layState replaces k's pipeline state (metadata and registers) by st's.
+func layState(k, st *field.Key) {
+	k.Set(field.Metadata, st.Get(field.Metadata))
+	for i := 0; i < field.NumRegs; i++ {
+		k.Set(field.Reg(i), st.Get(field.Reg(i)))
+	}
+}
+
+// pipelineState returns k's metadata and registers, every other field 0.
+func pipelineState(k *field.Key) field.Key {
+	var st field.Key
+	layState(&st, k)
+	return st
+}
+
 type run struct {
 	in    *Interp
 	res   Result
@@ -116,6 +245,12 @@ type ctx struct {
 	pid   ir.PipelineID
 	table int
 	stack *[]field.Value
+	// afterFreeze: a recirculating ct froze earlier in this action list
+	// (or one that led here), so what this context does is a fork.
+	afterFreeze bool
+	// ctExec: the context evaluates a conntrack commit's writes, which
+	// change the connection, not the packet.
+	ctExec bool
 }
 
 var _ ir.ExecContext = (*ctx)(nil)
@@ -132,7 +267,8 @@ func (c *ctx) Read(s field.Subfield) field.Value {
 // field for the same reason. Registers and metadata are pipeline state,
 // never in a datapath key, so their writes are not recorded.
 func (c *ctx) Write(s field.Subfield, v field.Value) {
-	if !field.IsRegister(s.Field) && s.Field != field.Metadata {
+	connState := c.ctExec && (s.Field == field.CTMark || s.Field == field.CTLabel)
+	if !field.IsRegister(s.Field) && s.Field != field.Metadata && !connState {
 		c.run.res.Mask.AddField(s.Field, field.Range(s.Ofs, s.Bits))
 	}
 	c.key.SetSub(s, v)
@@ -172,7 +308,15 @@ func (c *ctx) At(id ir.PipelineID, table int) ir.ExecContext {
 }
 
 func (c *ctx) Deliver(port string) {
-	c.run.res.Deliveries = append(c.run.res.Deliveries, Delivery{Port: port, Key: *c.key})
+	c.noteFork()
+	c.run.res.Steps = append(c.run.res.Steps, Step{Port: port, Key: *c.key})
+}
+
+// noteFork records that a live action ran after a freeze on its path.
+func (c *ctx) noteFork() {
+	if c.afterFreeze {
+		c.run.res.Forked = true
+	}
 }
 
 func (c *ctx) Fail(text string) {
@@ -415,6 +559,10 @@ func (c *ctx) next(a *ir.Next) {
 }
 
 func (c *ctx) conntrack(a *ir.CT) {
+	if c.run.in.freezing {
+		c.freeze(a)
+		return
+	}
 	if !a.Recirc {
 		if text, _ := c.run.in.env.Conntrack(c, a); text != "" {
 			c.node.Add(trace.Action, text)
@@ -428,4 +576,83 @@ func (c *ctx) conntrack(a *ir.CT) {
 		return
 	}
 	fork.Sub(trace.Transformation, text).At(c.pid, a.Table).Lookup()
+}
+
+// freeze handles a conntrack action in Freezing mode: a commit without
+// recirculation becomes a Step, a recirculating ct a Freeze that ends this
+// path (the rest of the action list goes on as a fork).
+func (c *ctx) freeze(a *ir.CT) {
+	c.noteFork()
+	call := c.ctCall(a)
+	if c.node != nil {
+		c.node.Add(trace.Action, fmt.Sprintf("/* %s */", call.describe()))
+	}
+	if !a.Recirc {
+		c.run.res.Steps = append(c.run.res.Steps, Step{CT: &call, Key: *c.key})
+		return
+	}
+	c.run.res.Freezes = append(c.run.res.Freezes, Freeze{
+		CT:     call,
+		Key:    *c.key,
+		Frozen: Frozen{Pipeline: c.pid, Table: a.Table, State: pipelineState(c.key)},
+		Step:   len(c.run.res.Steps),
+	})
+	c.afterFreeze = true
+}
+
+// ctCall evaluates a's zone and its commit's writes on the packet. The
+// zone is read through the context, so the mask covers it; so are the
+// packet fields the writes copy from. The writes themselves change the
+// connection, not the packet: they run on two scratch copies of the
+// packet whose ct_mark and ct_label start all zeros and all ones, and the
+// bits that end up equal in both are the bits written.
+func (c *ctx) ctCall(a *ir.CT) CTCall {
+	call := CTCall{CT: a, Zone: uint16(c.Read(a.Zone).Lo)}
+	if len(a.Exec) == 0 {
+		return call
+	}
+	lo, hi := *c.key, *c.key
+	for _, id := range []field.ID{field.CTMark, field.CTLabel} {
+		lo.Set(id, field.Value{})
+		hi.Set(id, field.Ones(field.Lookup(id).Bits))
+	}
+	for _, k := range []*field.Key{&lo, &hi} {
+		n := *c
+		n.key, n.node, n.ctExec = k, nil, true
+		n.Exec(a.Exec)
+	}
+	markMask := lo.Get(field.CTMark).Xor(hi.Get(field.CTMark)).Not().And(field.Ones(32))
+	call.Mark, call.MarkMask = uint32(lo.Get(field.CTMark).And(markMask).Lo), uint32(markMask.Lo)
+	call.LabelMask = lo.Get(field.CTLabel).Xor(hi.Get(field.CTLabel)).Not()
+	call.Label = lo.Get(field.CTLabel).And(call.LabelMask)
+	return call
+}
+
+// describe formats a ct call for traces, in OpenFlow's spelling.
+func (call *CTCall) describe() string {
+	a := call.CT
+	var b strings.Builder
+	b.WriteString("ct(")
+	if a.Commit {
+		b.WriteString("commit,")
+	}
+	if a.Force {
+		b.WriteString("force,")
+	}
+	fmt.Fprintf(&b, "zone=%d", call.Zone)
+	if a.NAT != nil {
+		b.WriteString(",nat")
+	}
+	if call.MarkMask != 0 {
+		fmt.Fprintf(&b, ",mark=%#x/%#x", call.Mark, call.MarkMask)
+	}
+	if !call.LabelMask.IsZero() {
+		fmt.Fprintf(&b, ",label=%s/%s", call.Label.Hex(), call.LabelMask.Hex())
+	}
+	if a.Recirc {
+		fmt.Fprintf(&b, ",table=%d) freezes here", a.Table)
+	} else {
+		b.WriteString(")")
+	}
+	return b.String()
 }

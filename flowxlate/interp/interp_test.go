@@ -84,7 +84,7 @@ func TestGenericPipeline(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			res := run(bridgeProgram(), tt.pkt)
 			var ports []string
-			for _, d := range res.Deliveries {
+			for _, d := range res.Deliveries() {
 				ports = append(ports, d.Port)
 				require.Equal(t, field.U64(tt.ttlOut), d.Key.Get(field.IPTTL), "the packet leaves with its TTL decremented")
 			}
@@ -155,8 +155,8 @@ func TestWritesAreInTheMask(t *testing.T) {
 			&ir.Output{Src: "output"},
 		}})
 	res := run(p, packet(map[field.ID]uint64{field.EthSrc: 0x0a, field.EthDst: 0x0b}))
-	require.Len(t, res.Deliveries, 1)
-	require.Equal(t, field.U64(0x0a), res.Deliveries[0].Key.Get(field.EthDst))
+	require.Len(t, res.Deliveries(), 1)
+	require.Equal(t, field.U64(0x0a), res.Deliveries()[0].Key.Get(field.EthDst))
 	require.Equal(t, field.Ones(48), res.Mask.Get(field.EthSrc), "eth_src was written (and read)")
 	require.Equal(t, field.Ones(48), res.Mask.Get(field.EthDst), "eth_dst was written")
 	require.Equal(t, field.Ones(32), res.Mask.Get(field.Reg(1)), "reg1 was read by the output")
@@ -188,7 +188,7 @@ func TestTTLExpiry(t *testing.T) {
 			pkt := packet(map[field.ID]uint64{field.EthType: 0x800, field.EthDst: 2, field.IPProto: 17, field.IPTTL: tt.ttl})
 			res := in.Run(pkt, func(c ir.ExecContext) { c.At(bridgeID, 0).Lookup() })
 			var ports []string
-			for _, d := range res.Deliveries {
+			for _, d := range res.Deliveries() {
 				ports = append(ports, d.Port)
 			}
 			require.Equal(t, tt.ports, ports)

@@ -269,18 +269,26 @@ type NAT struct {
 	PortLo   uint16
 	PortHi   uint16
 	Backends []Backend // load balancing: choose one of these
+	// HashFields, for load balancing, lists the fields whose hash picks
+	// the backend, comma-separated in OpenFlow's names as a select
+	// group's fields() takes them ("ip_src,ip_dst,tp_dst"); empty means
+	// the datapath's default hash of the 5-tuple.
+	HashFields string
 }
 
 // CT sends the packet through connection tracking in the zone held by Zone.
 // With Commit it creates or updates the connection and applies Exec (which
-// may only set ct_mark and ct_label). With Recirc the packet, with its
-// conntrack fields filled in, continues at Table of the current pipeline as a
-// new lookup, and the actions after CT continue on the unmodified packet.
-// Flavor is the front end's name for the action, for the environment's use.
+// may only set ct_mark and ct_label); Force (OpenFlow's ct(force)) first
+// ends a connection that exists in the other direction. With Recirc the
+// packet, with its conntrack fields filled in, continues at Table of the
+// current pipeline as a new lookup, and the actions after CT continue on
+// the unmodified packet. Flavor is the front end's name for the action, for
+// the environment's use.
 type CT struct {
 	Src
 	Zone   field.Subfield
 	Commit bool
+	Force  bool
 	NAT    *NAT
 	Exec   []Action
 	Recirc bool

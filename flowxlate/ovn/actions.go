@@ -242,8 +242,7 @@ func (p *actionParser) parseKeyword() ir.Action {
 	case "ct_clear":
 		return &ir.CTClear{}
 	case "ct_commit_nat":
-		p.addPrereq("ip")
-		return &ir.CT{Zone: p.ctZone(), Commit: true, NAT: &ir.NAT{Kind: ir.NATAuto}, Recirc: true, Table: p.table + 1, Flavor: name}
+		return p.parseCTCommitNAT()
 	case "clone":
 		body := p.parseNested("", scopeDefault)
 		return &ir.Clone{Body: body}
@@ -331,12 +330,27 @@ func (p *actionParser) skipArgs() {
 	}
 }
 
+// zoneReg is the 16-bit zone held in register reg.
+func zoneReg(reg int) field.Subfield { return field.Subfield{Field: field.Reg(reg), Bits: 16} }
+
+// ctZone is the zone of ct_next, ct_commit { }, ct_lb, ct_lb_mark and
+// ct_commit_nat (dnat): the logical port's zone in a switch, the DNAT zone
+// in a router (OVN's lib/actions.c).
 func (p *actionParser) ctZone() field.Subfield {
-	reg := regLogCTZone
 	if p.dp != nil && !p.dp.isSwitch {
-		reg = regLogDNATZone
+		return zoneReg(regLogDNATZone)
 	}
-	return field.Subfield{Field: field.Reg(reg), Bits: 16}
+	return zoneReg(regLogCTZone)
+}
+
+// commonNATZone is the zone of ct_dnat_in_czone and ct_snat_in_czone: the
+// DNAT zone, or the SNAT zone when the datapath has snat-ct-zone set
+// (ovn-controller's get_common_nat_zone).
+func (p *actionParser) commonNATZone() field.Subfield {
+	if p.dp != nil && p.dp.snatCTZone {
+		return zoneReg(regLogSNATZone)
+	}
+	return zoneReg(regLogDNATZone)
 }
 
 func (p *actionParser) parseNext() ir.Action {
@@ -671,6 +685,32 @@ func (p *actionParser) parseNested(prereq string, scope writeScope) []ir.Action 
 	return body
 }
 
+// parseCTCommitNAT parses ct_commit_nat, optionally ct_commit_nat(dnat)
+// or ct_commit_nat(snat): a commit that applies the connection's existing
+// NAT to related traffic, in the switch's zone or the router's DNAT
+// (default) or SNAT zone.
+func (p *actionParser) parseCTCommitNAT() ir.Action {
+	lx := p.lx
+	p.addPrereq("ip")
+	zone := p.ctZone()
+	if lx.match(tLParen) {
+		switch {
+		case lx.matchID("dnat"):
+		case lx.matchID("snat"):
+			if p.dp != nil && !p.dp.isSwitch {
+				zone = zoneReg(regLogSNATZone)
+			}
+		default:
+			lx.error("\"ct_commit_nat\" action accepts only \"dnat\" or \"snat\" parameter.")
+			return nil
+		}
+		if !lx.force(tRParen) {
+			return nil
+		}
+	}
+	return &ir.CT{Zone: zone, Commit: true, NAT: &ir.NAT{Kind: ir.NATAuto}, Recirc: true, Table: p.table + 1, Flavor: "ct_commit_nat"}
+}
+
 func (p *actionParser) parseCTCommit() ir.Action {
 	lx := p.lx
 	ct := &ir.CT{Zone: p.ctZone(), Commit: true, Flavor: "ct_commit"}
@@ -678,6 +718,9 @@ func (p *actionParser) parseCTCommit() ir.Action {
 	case tLCurly:
 		ct.Exec = p.parseNested("ip", scopeCTCommit)
 	case tLParen:
+		// The older ct_commit(ct_mark=..., ct_label=...) always uses the
+		// logical port's zone, in routers too.
+		ct.Zone = zoneReg(regLogCTZone)
 		p.addPrereq("ip")
 		lx.next()
 		for !lx.match(tRParen) {
@@ -756,13 +799,29 @@ func (p *actionParser) parseCTNAT(name string) ir.Action {
 			return nil
 		}
 	}
-	return &ir.CT{Zone: p.ctZone(), Commit: nat.AddrSet, NAT: nat, Recirc: true, Table: p.table + 1, Flavor: name}
+	zone := zoneReg(regLogDNATZone)
+	switch {
+	case strings.HasSuffix(name, "_in_czone"):
+		zone = p.commonNATZone()
+	case strings.HasPrefix(name, "ct_snat"):
+		zone = zoneReg(regLogSNATZone)
+	}
+	return &ir.CT{Zone: zone, Commit: nat.AddrSet, NAT: nat, Recirc: true, Table: p.table + 1, Flavor: name}
 }
+
+// Bits of ct_mark (ct_label for ct_lb) that ct_lb_mark writes when it
+// commits a new connection (OVN's OVN_CT_*_BIT).
+const (
+	ctNattedBit = 1 // the connection is DNATed to a backend
+	lbSkipSNAT  = 2 // skip_snat: leave the connection out of the router's SNAT
+	lbForceSNAT = 3 // force_snat: SNAT it to the router's address
+)
 
 func (p *actionParser) parseCTLB(name string) ir.Action {
 	lx := p.lx
 	p.addPrereq("ip")
 	nat := &ir.NAT{Kind: ir.NATDst}
+	flag := 0
 	if lx.match(tLParen) && !lx.match(tRParen) {
 		if !lx.matchID("backends") || !lx.force(tEquals) {
 			lx.syntaxError("expecting backends")
@@ -809,16 +868,42 @@ func (p *actionParser) parseCTLB(name string) ir.Action {
 				lx.syntaxError("invalid hash_fields")
 				return nil
 			}
+			nat.HashFields = lx.tok.s
 			lx.next()
 			if !lx.match(tSemicolon) {
 				lx.next()
 			}
 		}
-		if lx.matchID("skip_snat") || lx.matchID("force_snat") {
+		switch {
+		case lx.matchID("skip_snat"):
+			flag = lbSkipSNAT
+			lx.next()
+		case lx.matchID("force_snat"):
+			flag = lbForceSNAT
 			lx.next()
 		}
 	}
-	return &ir.CT{Zone: p.ctZone(), Commit: true, NAT: nat, Recirc: true, Table: p.table + 1, Flavor: name}
+	ct := &ir.CT{Zone: p.ctZone(), NAT: nat, Recirc: true, Table: p.table + 1, Flavor: name}
+	if len(nat.Backends) == 0 {
+		// An established connection: ct(nat), applying the binding it has.
+		nat.Kind = ir.NATAuto
+		return ct
+	}
+	// A new connection: one select-group bucket per backend, each
+	// ct(commit, nat(dst=backend), exec(natted and the SNAT flag into
+	// ct_mark, or ct_label for the older ct_lb)).
+	ct.Commit = true
+	flags := field.CTMark
+	if name == "ct_lb" {
+		flags = field.CTLabel
+	}
+	for _, bit := range []int{ctNattedBit, flag} {
+		if bit != 0 {
+			ct.Exec = append(ct.Exec, &ir.SetField{Src: ir.Src(fmt.Sprintf("%s[%d] = 1;", flags, bit)),
+				Dst: field.Subfield{Field: flags, Ofs: bit, Bits: 1}, Value: field.U64(1)})
+		}
+	}
+	return ct
 }
 
 func (p *actionParser) parseUint16(v *uint16, what string) bool {

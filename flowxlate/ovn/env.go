@@ -40,9 +40,45 @@ type Env struct {
 	// port's real name, and whether conntrack was consulted.
 	outputs []Output
 	ctUsed  bool
+
+	// datapath: the run is a datapath's (Translator.Decide and Resume):
+	// the physical layer's register loads and clears happen as
+	// ovn-controller's flows do them, with zones, and outputs are
+	// delivered by the logical port's real name.
+	datapath bool
+	zones    Zones
 }
 
 func newEnv(w *world, opts RunOptions) *Env { return &Env{w: w, opts: opts} }
+
+func newDatapathEnv(w *world, zones Zones) *Env { return &Env{w: w, datapath: true, zones: zones} }
+
+// loadZones loads the zone registers for a packet entering p's datapath
+// through p, or leaving through p, as ovn-controller's put_zones_ofpacts
+// does: p's zone into reg13, the datapath's DNAT and SNAT zones into reg11
+// and reg12, each only if it has one. ctOnly loads reg13 alone, as a
+// multicast group's output to a local port does.
+func (e *Env) loadZones(k *field.Key, p *port, ctOnly bool) {
+	load := func(reg int, name string) {
+		if z := e.zones[name]; z != 0 {
+			k.Set(field.Reg(reg), field.U64(uint64(z)))
+		}
+	}
+	load(regLogCTZone, p.name)
+	if !ctOnly && p.dp != nil {
+		load(regLogDNATZone, p.dp.uuid+"_dnat")
+		load(regLogSNATZone, p.dp.uuid+"_snat")
+	}
+}
+
+// clearCT forgets the packet's conntrack state, as ct_clear does.
+func clearCT(k *field.Key) {
+	for _, id := range []field.ID{field.CTState, field.CTZone, field.CTMark, field.CTLabel,
+		field.CTNwSrc, field.CTNwDst, field.CTIPv6Src, field.CTIPv6Dst,
+		field.CTNwProto, field.CTTpSrc, field.CTTpDst} {
+		k.Set(id, field.Value{})
+	}
+}
 
 // dp returns the datapath whose pipeline c runs in.
 func (e *Env) dp(c ir.ExecContext) *datapath {
@@ -112,6 +148,19 @@ func (e *Env) Output(c ir.ExecContext) {
 		if p != nil && p.peer != nil {
 			peer := p.peer
 			k := *c.Key()
+			if e.datapath {
+				// ovn-controller's patch port flow: ct_clear, the
+				// zones, flags and logical registers cleared, the
+				// peer's zones loaded.
+				clearCT(&k)
+				for i := 0; i < numLogRegs; i++ {
+					k.Set(field.Reg(i), field.Value{})
+				}
+				for _, r := range []int{regLogFlags, regLogDNATZone, regLogSNATZone, regLogCTZone} {
+					k.Set(field.Reg(r), field.Value{})
+				}
+				e.loadZones(&k, peer, false)
+			}
 			k.Set(field.Reg(regLogInport), field.U64(uint64(peer.key)))
 			k.Set(field.Reg(regLogOutport), field.Value{})
 			c.WithKey(&k).Sub(trace.Pipeline, tracef(c, "ingress(dp=\"%s\", inport=\"%s\")", peer.dp.friendly, peer.friendly)).
@@ -121,7 +170,12 @@ func (e *Env) Output(c ir.ExecContext) {
 		if c.Tracing() {
 			c.Trace(trace.Modify, tracef(c, "output(\"%s\")", outName))
 		}
-		c.Deliver(outName)
+		switch {
+		case !e.datapath:
+			c.Deliver(outName)
+		case p != nil:
+			c.Deliver(p.name)
+		}
 		if p != nil {
 			e.outputs = append(e.outputs, Output{Port: p.name, Key: *c.Key()})
 		}
@@ -129,9 +183,19 @@ func (e *Env) Output(c ir.ExecContext) {
 	}
 
 	egress := *c.Key()
-	for i := 0; i < field.NumRegs; i++ {
-		if i != regLogInport && i != regLogOutport {
+	if e.datapath {
+		// ovn-controller clears the logical registers on the way to
+		// the egress pipeline but keeps the flags and zones, and loads
+		// the output port's zones (below).
+		for i := 0; i < numLogRegs; i++ {
 			egress.Set(field.Reg(i), field.Value{})
+		}
+	} else {
+		// ovn-trace clears every register but the ports.
+		for i := 0; i < field.NumRegs; i++ {
+			if i != regLogInport && i != regLogOutport {
+				egress.Set(field.Reg(i), field.Value{})
+			}
 		}
 	}
 	inKey := uint32(read(c, field.Reg(regLogInport)).Lo)
@@ -146,6 +210,9 @@ func (e *Env) Output(c ir.ExecContext) {
 			if m.key != inKey || loopback {
 				n.SetAlwaysIndent()
 				egress.Set(field.Reg(regLogOutport), field.U64(uint64(m.key)))
+				if e.datapath {
+					e.loadZones(&egress, m, true)
+				}
 				n.At(egressID, 0).Lookup()
 			} else {
 				n.Trace(trace.Output, "/* omitting output because inport == outport && !flags.loopback */")
@@ -167,6 +234,9 @@ func (e *Env) Output(c ir.ExecContext) {
 	}
 
 	if p != nil && p.key != inKey || loopback {
+		if e.datapath && p != nil {
+			e.loadZones(&egress, p, false)
+		}
 		c.WithKey(&egress).Sub(trace.Pipeline, tracef(c, "egress(dp=\"%s\", inport=\"%s\", outport=\"%s\")", dp.friendly, inName, outName)).
 			At(egressID, 0).Lookup()
 		return

@@ -436,14 +436,22 @@ func (o chkLBHairpin) Execute(c ir.ExecContext) {
 }
 
 // ctSNATToVIP source-NATs hairpinned load-balancer traffic to the VIP.
+// In a datapath's run it is what ovn-controller's hairpin SNAT table does
+// for the VIP: a commit in the SNAT zone with the source translated to it.
 type ctSNATToVIP struct{}
 
 func (ctSNATToVIP) Execute(c ir.ExecContext) {
-	vip, ok := envOf(c).findVIP(c)
+	e := envOf(c)
+	vip, ok := e.findVIP(c)
 	if !ok {
 		return
 	}
 	if vip.port != uint16(c.Read(field.Whole(field.CTTpDst)).Lo) {
+		return
+	}
+	if e.datapath {
+		c.Exec([]ir.Action{&ir.CT{Src: "ct_snat_to_vip", Zone: zoneReg(regLogSNATZone), Commit: true,
+			NAT: &ir.NAT{Kind: ir.NATSrc, IPv6: vip.ipv6, Addr: vip.addr, AddrSet: true}, Flavor: "ct_snat_to_vip"}})
 		return
 	}
 	c.Trace(trace.Action, "/* nat(src="+vip.addrText+") */")

@@ -181,8 +181,10 @@ func (t *Translator) applyRows(ch *Change) {
 }
 
 // dependsOnDatapath reports whether a flow names ports or port groups,
-// whose meaning depends on the datapath.
+// whose meaning depends on the datapath, or uses a router's common NAT
+// zone, which depends on the datapath's snat-ct-zone.
 func dependsOnDatapath(lf *LogicalFlow) bool {
 	return strings.IndexByte(lf.Match, '"') >= 0 || strings.IndexByte(lf.Match, '@') >= 0 ||
-		strings.IndexByte(lf.Actions, '"') >= 0 || strings.IndexByte(lf.Actions, '@') >= 0
+		strings.IndexByte(lf.Actions, '"') >= 0 || strings.IndexByte(lf.Actions, '@') >= 0 ||
+		strings.Contains(lf.Actions, "_in_czone")
 }

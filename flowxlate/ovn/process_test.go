@@ -129,9 +129,9 @@ func TestProcessPacketMatchesTracedRun(t *testing.T) {
 		})
 		require.NotEmpty(t, traced.Trace)
 		require.Equal(t, traced.Mask, quiet.Mask)
-		require.Equal(t, len(traced.Deliveries), len(quiet.Outputs))
+		require.Equal(t, len(traced.Deliveries()), len(quiet.Outputs))
 		for i := range quiet.Outputs {
-			require.Equal(t, traced.Deliveries[i].Key, quiet.Outputs[i].Key)
+			require.Equal(t, traced.Deliveries()[i].Key, quiet.Outputs[i].Key)
 		}
 	}
 }

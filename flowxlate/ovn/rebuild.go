@@ -13,6 +13,7 @@ func (ch *Change) Rebuilds() bool {
 // publish the new Translator when it is done.
 func (t *Translator) Rebuilt(ch *Change) *Translator {
 	nt := NewTranslator(t.opts)
+	nt.zones = t.zones
 	nt.sb = t.sb.clone()
 	up, del := &ch.Updated, ch.Deleted
 	upsert(&nt.sb.Datapaths, up.Datapaths, del[TableDatapathBinding], func(r *Datapath) string { return r.UUID })

@@ -57,7 +57,7 @@ func (t *Translator) Trace(req TraceRequest) (*TraceResult, error) {
 		Flow:    FormatFlow(&key),
 		Packet:  key,
 		Trace:   res.Trace,
-		Outputs: res.Deliveries,
+		Outputs: res.Deliveries(),
 		Mask:    res.Mask,
 		Errors:  res.Errors,
 	}, nil

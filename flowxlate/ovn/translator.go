@@ -60,7 +60,8 @@ type Translator struct {
 	pgRefs map[string]map[string]bool // port group name → flow UUIDs
 	dpRefs map[string]map[string]bool // datapath UUID → flow UUIDs placed in it
 	cache  map[compileKey]*compiled
-	bulk   bool // building from scratch: append rules, sort tables at the end
+	bulk   bool  // building from scratch: append rules, sort tables at the end
+	zones  Zones // conntrack zones, for Decide and Resume (SetZones)
 }
 
 // compiledFlow is what one logical flow contributed to the program.

@@ -34,12 +34,16 @@ type datapath struct {
 	friendly          string
 	isSwitch          bool
 	hasLocalL3Gateway bool
-	portsByKey        map[uint32]*port
-	mcgroups          map[uint32]*mcgroup
-	mcByName          map[string]*mcgroup
-	macBindings       map[macBindingKey]field.Value
-	fdb               map[uint64]uint32 // MAC → port key
-	world             *world
+	// snatCTZone: external_ids:snat-ct-zone is set, which makes the SNAT
+	// zone the router's common NAT zone (ovn-controller's
+	// get_common_nat_zone).
+	snatCTZone  bool
+	portsByKey  map[uint32]*port
+	mcgroups    map[uint32]*mcgroup
+	mcByName    map[string]*mcgroup
+	macBindings map[macBindingKey]field.Value
+	fdb         map[uint64]uint32 // MAC → port key
+	world       *world
 }
 
 type macBindingKey struct {
@@ -268,6 +272,7 @@ func buildWorld(sb *Southbound) *world {
 			dp.name = dp.nbUUID
 		}
 		dp.name2 = ids["name2"]
+		_, dp.snatCTZone = ids["snat-ct-zone"]
 		dp.friendly = shortenUUID(dp.name)
 		if dp.name2 != "" {
 			dp.friendly = shortenUUID(dp.name2)
