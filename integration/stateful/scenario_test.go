@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -261,6 +262,76 @@ func RunScenario(t *testing.T, ch Chassis, env *ovntest.Env) Result {
 
 	return Result{Verdicts: verdicts, Conntrack: NormaliseConntrack(ch.DumpConntrack(t), zoneNames(t, ch, env))}
 }
+
+// StartFunc starts one chassis implementation on env's Southbound; the
+// chassis lives until t ends.
+type StartFunc func(t *testing.T, env *ovntest.Env) Chassis
+
+// Differential runs the scenario on every implementation at once, each on
+// its own OVN central fed the same Northbound commands, and requires that
+// each gets the expected verdicts (so that they all agree). Each one's
+// normalised conntrack table goes to the log, and where two differ in
+// the connections they hold (counts and TCP states aside, which timing
+// moves) the difference is logged too: it is a reference to read, not a
+// verdict.
+func Differential(t *testing.T, impls map[string]StartFunc) {
+	results := map[string]Result{}
+	var mu sync.Mutex
+	t.Run("run", func(t *testing.T) {
+		for _, name := range sortedKeys(impls) {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				env := ovntest.Start(t)
+				res := RunScenario(t, impls[name](t, env), env)
+				logConntrack(t, name, res.Conntrack)
+				mu.Lock()
+				results[name] = res
+				mu.Unlock()
+				require.Equal(t, expected, res.Verdicts, "%s: every case's verdict", name)
+			})
+		}
+	})
+	names := sortedKeys(results)
+	for _, a := range names {
+		for _, b := range names {
+			if a >= b {
+				continue
+			}
+			if d := conntrackDiff(results[a].Conntrack, results[b].Conntrack); d != "" {
+				t.Logf("conntrack entries only in %s (-) or only in %s (+):\n%s", a, b, d)
+			}
+		}
+	}
+}
+
+// conntrackDiff lists the normalised entries only one table holds,
+// ignoring counts and TCP states.
+func conntrackDiff(a, b string) string {
+	set := func(table string) map[string]bool {
+		m := map[string]bool{}
+		for _, l := range strings.Split(table, "\n") {
+			if len(l) > 5 {
+				m[ctStateRE.ReplaceAllString(l[5:], "")] = true
+			}
+		}
+		return m
+	}
+	sa, sb := set(a), set(b)
+	var d []string
+	for _, l := range sortedKeys(sa) {
+		if !sb[l] {
+			d = append(d, "- "+l)
+		}
+	}
+	for _, l := range sortedKeys(sb) {
+		if !sa[l] {
+			d = append(d, "+ "+l)
+		}
+	}
+	return strings.Join(d, "\n")
+}
+
+var ctStateRE = regexp.MustCompile(`,protoinfo=\(state=[A-Z_]+\)`)
 
 // zoneNames maps each conntrack zone of ch to its name, datapaths' zones
 // (a router's DNAT and SNAT zones, a switch's SNAT zone for hairpin) by
