@@ -64,7 +64,7 @@ type Result struct {
 
 // Bounds on the scenario's traffic.
 const (
-	dialTimeout  = 1500 * time.Millisecond // a blocked SYN stays blocked this long
+	dialTimeout  = 2500 * time.Millisecond // a blocked SYN stays blocked this long (the SYN is sent thrice)
 	connDeadline = 5 * time.Second         // one whole TCP exchange
 	udpWait      = time.Second             // for a UDP reply, per try
 	readyTimeout = 60 * time.Second        // the chassis forwarding the topology
@@ -82,6 +82,7 @@ const (
 	portUDP     = 5353 // UDP request/reply
 	portOutside = 9000 // the external host's service
 	portVIP     = 80   // load balancer VIPs
+	portNobody  = 7777 // nobody listens: TCP answers RST, UDP ICMP port unreachable
 )
 
 // vmSpec is one VM: logical switch, port, MAC, address and gateway.
@@ -245,6 +246,10 @@ func RunScenario(t *testing.T, ch Chassis, env *ovntest.Env) Result {
 	record("tcp vm3->b2:8080 (routed)", tcpConn(vm["vm3"], addr("10.0.0.22", portBackend)))
 	record("icmp vm1->b1", ping(vm["vm1"], "10.0.0.21", 2))
 	record("udp vm1->vm3:5353 reply", udpExchange(vm["vm1"], addr("10.0.1.13", portUDP)))
+	// A RST answering a SYN is a reply; an ICMP error quoting a UDP
+	// datagram is related: both get in.
+	record("tcp vm1->vm3:7777 (closed port)", tcpConn(vm["vm1"], addr("10.0.1.13", portNobody)))
+	record("udp vm1->vm3:7777 (closed port)", udpExchange(vm["vm1"], addr("10.0.1.13", portNobody)))
 	// Unsolicited traffic stays out.
 	record("tcp vm1->b1:9999 (port closed by ACL)", tcpConn(vm["vm1"], addr("10.0.0.21", portClosed)))
 	record("tcp b1->vm1:5000 (unsolicited)", tcpConn(vm["b1"], addr("10.0.0.11", portClient)))
@@ -369,7 +374,7 @@ var (
 // equal lines counted.
 func NormaliseConntrack(dump string, zones map[int]string) string {
 	services := map[string]bool{}
-	for _, p := range []int{portBackend, portClosed, portClient, portUDP, portOutside, portVIP} {
+	for _, p := range []int{portBackend, portClosed, portClient, portUDP, portOutside, portVIP, portNobody} {
 		services[strconv.Itoa(p)] = true
 	}
 	count := map[string]int{}
@@ -552,7 +557,8 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // udpExchange sends a request from v to addr, up to two tries, and
-// returns "ok NAME from PEER" for the first answer, or "blocked".
+// returns "ok NAME from PEER" for the first answer, "refused" if an ICMP
+// port unreachable came back instead, or "blocked".
 func udpExchange(v *VM, addr string) string {
 	var verdict string
 	err := v.NS.Do(func() error {
@@ -571,6 +577,10 @@ func udpExchange(v *VM, addr string) string {
 			if err == nil {
 				name, peer, _ := strings.Cut(string(buf[:n]), " ")
 				verdict = "ok " + name + " from " + peer
+				return nil
+			}
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				verdict = "refused"
 				return nil
 			}
 		}

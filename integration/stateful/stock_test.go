@@ -31,6 +31,8 @@ var expected = map[string]string{
 	"tcp vm3->b2:8080 (routed)":                 "ok b2 from 10.0.1.13",
 	"icmp vm1->b1":                              "ok 2/2",
 	"udp vm1->vm3:5353 reply":                   "ok vm3 from 10.0.0.11",
+	"tcp vm1->vm3:7777 (closed port)":           "refused",
+	"udp vm1->vm3:7777 (closed port)":           "refused",
 	"tcp vm1->b1:9999 (port closed by ACL)":     "blocked",
 	"tcp b1->vm1:5000 (unsolicited)":            "blocked",
 	"icmp b1->vm1 (unsolicited)":                "blocked 0/2",

@@ -213,16 +213,6 @@ func (ch *Chassis) ControllerAppctl(args ...string) (string, error) {
 	return ch.run("ovn-appctl", append([]string{"-t", ch.controllerCtl()}, args...)...)
 }
 
-// DumpFlows returns br-int's OpenFlow table (ovs-ofctl dump-flows).
-func (ch *Chassis) DumpFlows(t testing.TB) string {
-	t.Helper()
-	out, err := ch.run("ovs-ofctl", "dump-flows", "unix:"+filepath.Join(ch.dir, "br-int.mgmt"))
-	if err != nil {
-		t.Fatalf("stockchassis: %v", err)
-	}
-	return out
-}
-
 // DumpConntrack returns ovs-vswitchd's userspace conntrack table as
 // `ovs-appctl dpctl/dump-conntrack` prints it.
 func (ch *Chassis) DumpConntrack(t testing.TB) string {
