@@ -16,6 +16,7 @@
 #include "parse.h"
 #include "drops.h"
 #include "flow.h"
+#include "ct.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -462,6 +463,8 @@ static __always_inline void vlan_moved(struct pkt *p, int delta)
 struct exec_state {
 	__u32 out_ifindex; /* the output held back; 0: none */
 	__u32 out_flags;   /* its port's OVSBPF_PORT_* */
+	__u32 start;       /* the block's first action to run: past a ct */
+	__u32 ct_params;   /* the ct action exec_block stopped at: its ct_params index */
 };
 
 /* flush sends the held-back output as a clone of the packet as it is now:
@@ -479,6 +482,9 @@ static __always_inline void flush(struct __sk_buff *skb, struct exec_state *st)
  * ended the list, or the list goes on in the next block. */
 #define EXEC_DONE 1001
 #define EXEC_NEXT 1002
+/* ...or the block stopped at a ct action, which execute runs (st->ct_params)
+ * before it resumes the block at st->start. */
+#define EXEC_CT 1004
 
 /* exec_block runs one block of an action list (OVSBPF_MAX_ACTIONS actions).
  *
@@ -492,6 +498,8 @@ __attribute__((noinline)) int exec_block(struct __sk_buff *skb, struct ovsbpf_ke
 		return TC_ACT_SHOT;
 
 	for (int i = 0; i < OVSBPF_MAX_ACTIONS; i++) {
+		if (i < st->start)
+			continue;
 		const struct ovsbpf_action *a = &blk->a[i];
 		int err = 0;
 		if (a->type != OVSBPF_ACTION_OUTPUT && a->type != OVSBPF_ACTION_END)
@@ -580,16 +588,16 @@ __attribute__((noinline)) int exec_block(struct __sk_buff *skb, struct ovsbpf_ke
 			break;
 		case OVSBPF_ACTION_CT:
 			/* arg indexes ct_params, the conntrack parameters
-			 * (zone, commit, NAT, mark and label writes, load
-			 * balancer group) user space writes once and never
-			 * changes while a megaflow names them: ct tracks the
-			 * packet as it is now, fills the key's conntrack
-			 * fields, and the recirc after it looks the packet up
-			 * again (docs/conntrack-design.md, section 5). The
-			 * hook eBPF conntrack fills: until then the slow path
-			 * handles every packet that needs ct. */
-			upcall(skb, key, OVSBPF_UPCALL_CT);
-			return TC_ACT_SHOT;
+			 * (zone, commit, mark and label writes) user space
+			 * writes before any megaflow names them. execute runs
+			 * conntrack (ct_action), not this block: called from
+			 * here, ct's stack would sit on top of this function's
+			 * and pass the verifier's 512 bytes. The output held
+			 * back has left (above), so it saw the packet before
+			 * ct. */
+			st->ct_params = a->arg;
+			st->start = i + 1;
+			return EXEC_CT;
 		case OVSBPF_ACTION_RECIRC:
 			key->n.recirc_id = a->arg;
 			return EXEC_RECIRC;
@@ -639,6 +647,22 @@ struct {
  *
  * It is global too, for the reason exec_block is. clone_all is for
  * ovsbpf_execute: see there. */
+/* ct_action runs the conntrack action with ct_params index params on the
+ * packet: ovsbpf_ct (ct.h) tracks it and fills the key's conntrack fields.
+ * Global, so the verifier checks the tracker once, and called from execute,
+ * so its stack does not sit on exec_block's. */
+__attribute__((noinline)) int ct_action(struct __sk_buff *skb, struct ovsbpf_key *key, struct pkt *p, __u32 params)
+{
+	if (!skb || !key || !p)
+		return -1;
+	return ovsbpf_ct(skb, key, p, params);
+}
+
+/* Conntrack actions one action list may hold: as many as it has blocks,
+ * which OVN's longest lists (a commit in each of several zones, then the
+ * ct before a recirculation) stay far below. */
+#define MAX_CT_PER_LIST OVSBPF_MAX_ACTION_BLOCKS
+
 __attribute__((noinline)) int execute(struct __sk_buff *skb, struct ovsbpf_key *key, struct pkt *p, struct ovsbpf_actions *acts, int clone_all)
 {
 	struct exec_state st = {};
@@ -647,8 +671,16 @@ __attribute__((noinline)) int execute(struct __sk_buff *skb, struct ovsbpf_key *
 	if (!skb || !key || !p || !acts)
 		return TC_ACT_SHOT;
 
-	for (int b = 0; b < OVSBPF_MAX_ACTION_BLOCKS; b++) {
+	for (int b = 0; b < OVSBPF_MAX_ACTION_BLOCKS + MAX_CT_PER_LIST; b++) {
 		int r = exec_block(skb, key, p, blk, &st);
+		if (r == EXEC_CT) {
+			if (ct_action(skb, key, p, st.ct_params) < 0) {
+				count(OVSBPF_CNT_ACTION_ERROR);
+				return TC_ACT_SHOT;
+			}
+			continue; /* the same block, from st.start */
+		}
+		st.start = 0;
 		if (r == EXEC_DONE)
 			goto done;
 		if (r != EXEC_NEXT)
@@ -772,36 +804,53 @@ static __always_inline int exec_flow(struct __sk_buff *skb, struct ovsbpf_key *k
 	return execute(skb, key, p, acts, clone_all);
 }
 
+/* The packet's key, per CPU: on the stack its 144 bytes would take the
+ * chain of calls down to the conntrack tracker (execute, ct_action, the TCP
+ * update) past the verifier's 512 bytes. A TC program runs to its end on
+ * its CPU before that CPU runs it for another packet (a redirect or clone
+ * queues the copy, it does not run the peer's ingress inline), so one slot
+ * a CPU is enough. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ovsbpf_key);
+} ingress_key SEC(".maps");
+
 SEC("tc")
 int ovsbpf_ingress(struct __sk_buff *skb)
 {
-	struct ovsbpf_key key __attribute__((aligned(8))) = {};
+	__u32 zero = 0;
+	struct ovsbpf_key *key = bpf_map_lookup_elem(&ingress_key, &zero);
+	if (!key)
+		return TC_ACT_SHOT;
 	__u32 port_no = port_of(skb->ingress_ifindex);
 	if (!port_no) {
 		/* Not a port of ours (yet): leave it to the kernel. */
 		count(OVSBPF_CNT_UNKNOWN_PORT);
 		return TC_ACT_OK;
 	}
-	key.n.in_port = port_no;
+	__builtin_memset(key, 0, sizeof(*key));
+	key->n.in_port = port_no;
 
 	struct pkt p;
-	int r = parse_packet(skb, &key, &p);
+	int r = parse_packet(skb, key, &p);
 	if (r != OVSBPF_PARSE_OK) {
 		count_drop(r);
 		return TC_ACT_SHOT;
 	}
 
 	__u32 id = 0;
-	r = lookup_pass(skb, &key, 0, &id);
+	r = lookup_pass(skb, key, 0, &id);
 	for (int pass = 1;; pass++) {
 		if (r != PASS_EXECUTE)
 			return r;
-		r = exec_flow(skb, &key, &p, id, 0);
+		r = exec_flow(skb, key, &p, id, 0);
 		if (r != EXEC_RECIRC)
 			return r;
 		if (pass >= OVSBPF_MAX_PASSES)
 			break;
-		r = run_pass(skb, &key, 0, &id);
+		r = run_pass(skb, key, 0, &id);
 	}
 	/* A chain longer than OVSBPF_MAX_PASSES: a slow-path bug or a loop. */
 	count(OVSBPF_CNT_RECIRC_LIMIT);
@@ -828,6 +877,18 @@ struct {
 	__type(value, struct ovsbpf_exec_meta);
 } exec_meta SEC(".maps");
 
+/* The key of the packet each executor slot delivers: in a map rather than
+ * on the stack, because ovsbpf_execute's chain of calls down to the
+ * conntrack tracker (execute, ct_action, the TCP update) would pass the
+ * verifier's 512 bytes of stack with a 144-byte key in its frame. Each
+ * slot belongs to one handler, which runs one delivery at a time. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, OVSBPF_EXEC_SLOTS);
+	__type(key, __u32);
+	__type(value, struct ovsbpf_key);
+} exec_keys SEC(".maps");
+
 /*
  * ovsbpf_execute delivers a packet the slow path handled: user space runs
  * it with BPF_PROG_TEST_RUN, the frame as data, ingress_ifindex the port it
@@ -846,40 +907,43 @@ struct {
 SEC("tc")
 int ovsbpf_execute(struct __sk_buff *skb)
 {
-	struct ovsbpf_key key __attribute__((aligned(8))) = {};
+	__u32 slot = skb->cb[0];
+	struct ovsbpf_key *key = bpf_map_lookup_elem(&exec_keys, &slot);
+	if (!key)
+		return TC_ACT_SHOT;
+	__builtin_memset(key, 0, sizeof(*key));
 	__u32 port_no = port_of(skb->ingress_ifindex);
 	if (!port_no)
 		return TC_ACT_SHOT;
-	key.n.in_port = port_no;
+	key->n.in_port = port_no;
 
 	struct pkt p;
-	if (parse_packet(skb, &key, &p) != OVSBPF_PARSE_OK)
+	if (parse_packet(skb, key, &p) != OVSBPF_PARSE_OK)
 		return TC_ACT_SHOT;
 
-	__u32 slot = skb->cb[0];
 	struct ovsbpf_actions *acts = bpf_map_lookup_elem(&exec_actions, &slot);
 	struct ovsbpf_exec_meta *meta = bpf_map_lookup_elem(&exec_meta, &slot);
 	if (!acts || !meta)
 		return TC_ACT_SHOT;
-	key.n.recirc_id = meta->recirc_id;
-	key.n.ct_state = meta->ct_state;
-	if (key.n.eth_type != bpf_htons(ETH_P_ARP)) {
+	key->n.recirc_id = meta->recirc_id;
+	key->n.ct_state = meta->ct_state;
+	if (key->n.eth_type != bpf_htons(ETH_P_ARP)) {
 		/* An ARP key holds tha in these bytes. */
-		key.n.ct_zone = meta->ct_zone;
-		key.n.ct_mark = meta->ct_mark;
+		key->n.ct_zone = meta->ct_zone;
+		key->n.ct_mark = meta->ct_mark;
 	}
-	__builtin_memcpy(key.w.ct_label, meta->ct_label, sizeof(key.w.ct_label));
+	__builtin_memcpy(key->w.ct_label, meta->ct_label, sizeof(key->w.ct_label));
 	/* The delivered list counts as the first pass. */
-	int r = execute(skb, &key, &p, acts, 1);
+	int r = execute(skb, key, &p, acts, 1);
 	for (int pass = 1; r == EXEC_RECIRC; pass++) {
 		if (pass >= OVSBPF_MAX_PASSES) {
 			count(OVSBPF_CNT_RECIRC_LIMIT);
 			break;
 		}
 		__u32 id = 0;
-		r = run_pass(skb, &key, 1, &id);
+		r = run_pass(skb, key, 1, &id);
 		if (r == PASS_EXECUTE)
-			r = exec_flow(skb, &key, &p, id, 1);
+			r = exec_flow(skb, key, &p, id, 1);
 	}
 	return TC_ACT_SHOT;
 }

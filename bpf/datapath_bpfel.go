@@ -69,6 +69,75 @@ const (
 	DatapathOvsbpfCounterOVSBPF_CNT__MAX         DatapathOvsbpfCounter = 8
 )
 
+type DatapathOvsbpfCtAlloc struct {
+	_       structs.HostLayout
+	NextId  uint32
+	Created uint32
+	Freed   uint32
+	Pad     uint32
+}
+
+type DatapathOvsbpfCtConfig struct {
+	_        structs.HostLayout
+	MaxConns uint32
+	Flags    uint32
+	Pad      [2]uint32
+}
+
+type DatapathOvsbpfCtConn4 struct {
+	_       structs.HostLayout
+	Orig    DatapathOvsbpfCtTuple4
+	Reply   DatapathOvsbpfCtTuple4
+	Expires uint32
+	Gen     uint32
+	Mark    uint32
+	Flags   uint32
+	Label   [16]uint8
+	Peer    [2]struct {
+		_      structs.HostLayout
+		End    uint32
+		Maxend uint32
+		Maxwin uint16
+		Wscale uint8
+		State  uint8
+	}
+	LbBackend uint32
+	Pad       uint32
+}
+
+type DatapathOvsbpfCtParams struct {
+	_         structs.HostLayout
+	Zone      uint16
+	Flags     uint16
+	LbGroup   uint32
+	Mark      uint32
+	MarkMask  uint32
+	Label     [16]uint8
+	LabelMask [16]uint8
+	NatMin    [16]uint8
+	NatMax    [16]uint8
+	PortMin   uint16
+	PortMax   uint16
+	Pad       uint32
+}
+
+type DatapathOvsbpfCtRef struct {
+	_    structs.HostLayout
+	Conn uint32
+	Dir  uint32
+}
+
+type DatapathOvsbpfCtTuple4 struct {
+	_     structs.HostLayout
+	Zone  uint16
+	Proto uint8
+	Pad   uint8
+	Sport uint16
+	Dport uint16
+	Src   uint32
+	Dst   uint32
+}
+
 type DatapathOvsbpfDrop uint32
 
 const (
@@ -241,40 +310,61 @@ type DatapathOvsbpfWide struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	DatapathMapActionBlocks       = "action_blocks"
-	DatapathMapClock              = "clock"
-	DatapathMapCounters           = "counters"
-	DatapathMapDrops              = "drops"
-	DatapathMapEmc                = "emc"
-	DatapathMapExecActions        = "exec_actions"
-	DatapathMapExecMeta           = "exec_meta"
-	DatapathMapFlowActions        = "flow_actions"
-	DatapathMapFlowStats          = "flow_stats"
-	DatapathMapFlowUsed           = "flow_used"
-	DatapathMapFlows              = "flows"
-	DatapathMapMaskHits           = "mask_hits"
-	DatapathMapMaskOrder          = "mask_order"
-	DatapathMapMasks              = "masks"
-	DatapathMapPortOfBigIfindex   = "port_of_big_ifindex"
-	DatapathMapPortOfIfindex      = "port_of_ifindex"
-	DatapathMapPorts              = "ports"
-	DatapathMapUpcallScratch      = "upcall_scratch"
-	DatapathMapUpcalls            = "upcalls"
-	DatapathProgOvsbpfClock       = "ovsbpf_clock"
-	DatapathProgOvsbpfExecute     = "ovsbpf_execute"
-	DatapathProgOvsbpfIngress     = "ovsbpf_ingress"
-	DatapathVarEmcEnabled         = "emc_enabled"
-	DatapathVarUnusedActionType   = "unused_action_type"
-	DatapathVarUnusedCounter      = "unused_counter"
-	DatapathVarUnusedDrop         = "unused_drop"
-	DatapathVarUnusedEmcEntry     = "unused_emc_entry"
-	DatapathVarUnusedFrag         = "unused_frag"
-	DatapathVarUnusedLimit        = "unused_limit"
-	DatapathVarUnusedPortFlag     = "unused_port_flag"
-	DatapathVarUnusedTableSize    = "unused_table_size"
-	DatapathVarUnusedUpcall       = "unused_upcall"
-	DatapathVarUnusedUpcallReason = "unused_upcall_reason"
-	DatapathVarUnusedVlan         = "unused_vlan"
+	DatapathMapActionBlocks           = "action_blocks"
+	DatapathMapClock                  = "clock"
+	DatapathMapCounters               = "counters"
+	DatapathMapCtAlloc                = "ct_alloc"
+	DatapathMapCtConfig               = "ct_config"
+	DatapathMapCtConns4               = "ct_conns4"
+	DatapathMapCtCounters             = "ct_counters"
+	DatapathMapCtFree4                = "ct_free4"
+	DatapathMapCtIndex4               = "ct_index4"
+	DatapathMapCtParams               = "ct_params"
+	DatapathMapCtTimeouts             = "ct_timeouts"
+	DatapathMapDrops                  = "drops"
+	DatapathMapEmc                    = "emc"
+	DatapathMapExecActions            = "exec_actions"
+	DatapathMapExecKeys               = "exec_keys"
+	DatapathMapExecMeta               = "exec_meta"
+	DatapathMapFlowActions            = "flow_actions"
+	DatapathMapFlowStats              = "flow_stats"
+	DatapathMapFlowUsed               = "flow_used"
+	DatapathMapFlows                  = "flows"
+	DatapathMapIngressKey             = "ingress_key"
+	DatapathMapMaskHits               = "mask_hits"
+	DatapathMapMaskOrder              = "mask_order"
+	DatapathMapMasks                  = "masks"
+	DatapathMapPortOfBigIfindex       = "port_of_big_ifindex"
+	DatapathMapPortOfIfindex          = "port_of_ifindex"
+	DatapathMapPorts                  = "ports"
+	DatapathMapUpcallScratch          = "upcall_scratch"
+	DatapathMapUpcalls                = "upcalls"
+	DatapathProgOvsbpfClock           = "ovsbpf_clock"
+	DatapathProgOvsbpfExecute         = "ovsbpf_execute"
+	DatapathProgOvsbpfIngress         = "ovsbpf_ingress"
+	DatapathVarEmcEnabled             = "emc_enabled"
+	DatapathVarUnusedActionType       = "unused_action_type"
+	DatapathVarUnusedCounter          = "unused_counter"
+	DatapathVarUnusedCtAlloc          = "unused_ct_alloc"
+	DatapathVarUnusedCtConfigFlag     = "unused_ct_config_flag"
+	DatapathVarUnusedCtConnFlag       = "unused_ct_conn_flag"
+	DatapathVarUnusedCtCounter        = "unused_ct_counter"
+	DatapathVarUnusedCtLimit          = "unused_ct_limit"
+	DatapathVarUnusedCtParamFlag      = "unused_ct_param_flag"
+	DatapathVarUnusedCtState          = "unused_ct_state"
+	DatapathVarUnusedCtTimeout        = "unused_ct_timeout"
+	DatapathVarUnusedCtTimeoutDefault = "unused_ct_timeout_default"
+	DatapathVarUnusedDrop             = "unused_drop"
+	DatapathVarUnusedEmcEntry         = "unused_emc_entry"
+	DatapathVarUnusedFrag             = "unused_frag"
+	DatapathVarUnusedLimit            = "unused_limit"
+	DatapathVarUnusedPortFlag         = "unused_port_flag"
+	DatapathVarUnusedTableSize        = "unused_table_size"
+	DatapathVarUnusedTcpState         = "unused_tcp_state"
+	DatapathVarUnusedTcpWscale        = "unused_tcp_wscale"
+	DatapathVarUnusedUpcall           = "unused_upcall"
+	DatapathVarUnusedUpcallReason     = "unused_upcall_reason"
+	DatapathVarUnusedVlan             = "unused_vlan"
 )
 
 // LoadDatapath returns the embedded CollectionSpec for Datapath.
@@ -331,14 +421,24 @@ type DatapathMapSpecs struct {
 	ActionBlocks     *ebpf.MapSpec `ebpf:"action_blocks"`
 	Clock            *ebpf.MapSpec `ebpf:"clock"`
 	Counters         *ebpf.MapSpec `ebpf:"counters"`
+	CtAlloc          *ebpf.MapSpec `ebpf:"ct_alloc"`
+	CtConfig         *ebpf.MapSpec `ebpf:"ct_config"`
+	CtConns4         *ebpf.MapSpec `ebpf:"ct_conns4"`
+	CtCounters       *ebpf.MapSpec `ebpf:"ct_counters"`
+	CtFree4          *ebpf.MapSpec `ebpf:"ct_free4"`
+	CtIndex4         *ebpf.MapSpec `ebpf:"ct_index4"`
+	CtParams         *ebpf.MapSpec `ebpf:"ct_params"`
+	CtTimeouts       *ebpf.MapSpec `ebpf:"ct_timeouts"`
 	Drops            *ebpf.MapSpec `ebpf:"drops"`
 	Emc              *ebpf.MapSpec `ebpf:"emc"`
 	ExecActions      *ebpf.MapSpec `ebpf:"exec_actions"`
+	ExecKeys         *ebpf.MapSpec `ebpf:"exec_keys"`
 	ExecMeta         *ebpf.MapSpec `ebpf:"exec_meta"`
 	FlowActions      *ebpf.MapSpec `ebpf:"flow_actions"`
 	FlowStats        *ebpf.MapSpec `ebpf:"flow_stats"`
 	FlowUsed         *ebpf.MapSpec `ebpf:"flow_used"`
 	Flows            *ebpf.MapSpec `ebpf:"flows"`
+	IngressKey       *ebpf.MapSpec `ebpf:"ingress_key"`
 	MaskHits         *ebpf.MapSpec `ebpf:"mask_hits"`
 	MaskOrder        *ebpf.MapSpec `ebpf:"mask_order"`
 	Masks            *ebpf.MapSpec `ebpf:"masks"`
@@ -353,18 +453,29 @@ type DatapathMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type DatapathVariableSpecs struct {
-	EmcEnabled         *ebpf.VariableSpec `ebpf:"emc_enabled"`
-	UnusedActionType   *ebpf.VariableSpec `ebpf:"unused_action_type"`
-	UnusedCounter      *ebpf.VariableSpec `ebpf:"unused_counter"`
-	UnusedDrop         *ebpf.VariableSpec `ebpf:"unused_drop"`
-	UnusedEmcEntry     *ebpf.VariableSpec `ebpf:"unused_emc_entry"`
-	UnusedFrag         *ebpf.VariableSpec `ebpf:"unused_frag"`
-	UnusedLimit        *ebpf.VariableSpec `ebpf:"unused_limit"`
-	UnusedPortFlag     *ebpf.VariableSpec `ebpf:"unused_port_flag"`
-	UnusedTableSize    *ebpf.VariableSpec `ebpf:"unused_table_size"`
-	UnusedUpcall       *ebpf.VariableSpec `ebpf:"unused_upcall"`
-	UnusedUpcallReason *ebpf.VariableSpec `ebpf:"unused_upcall_reason"`
-	UnusedVlan         *ebpf.VariableSpec `ebpf:"unused_vlan"`
+	EmcEnabled             *ebpf.VariableSpec `ebpf:"emc_enabled"`
+	UnusedActionType       *ebpf.VariableSpec `ebpf:"unused_action_type"`
+	UnusedCounter          *ebpf.VariableSpec `ebpf:"unused_counter"`
+	UnusedCtAlloc          *ebpf.VariableSpec `ebpf:"unused_ct_alloc"`
+	UnusedCtConfigFlag     *ebpf.VariableSpec `ebpf:"unused_ct_config_flag"`
+	UnusedCtConnFlag       *ebpf.VariableSpec `ebpf:"unused_ct_conn_flag"`
+	UnusedCtCounter        *ebpf.VariableSpec `ebpf:"unused_ct_counter"`
+	UnusedCtLimit          *ebpf.VariableSpec `ebpf:"unused_ct_limit"`
+	UnusedCtParamFlag      *ebpf.VariableSpec `ebpf:"unused_ct_param_flag"`
+	UnusedCtState          *ebpf.VariableSpec `ebpf:"unused_ct_state"`
+	UnusedCtTimeout        *ebpf.VariableSpec `ebpf:"unused_ct_timeout"`
+	UnusedCtTimeoutDefault *ebpf.VariableSpec `ebpf:"unused_ct_timeout_default"`
+	UnusedDrop             *ebpf.VariableSpec `ebpf:"unused_drop"`
+	UnusedEmcEntry         *ebpf.VariableSpec `ebpf:"unused_emc_entry"`
+	UnusedFrag             *ebpf.VariableSpec `ebpf:"unused_frag"`
+	UnusedLimit            *ebpf.VariableSpec `ebpf:"unused_limit"`
+	UnusedPortFlag         *ebpf.VariableSpec `ebpf:"unused_port_flag"`
+	UnusedTableSize        *ebpf.VariableSpec `ebpf:"unused_table_size"`
+	UnusedTcpState         *ebpf.VariableSpec `ebpf:"unused_tcp_state"`
+	UnusedTcpWscale        *ebpf.VariableSpec `ebpf:"unused_tcp_wscale"`
+	UnusedUpcall           *ebpf.VariableSpec `ebpf:"unused_upcall"`
+	UnusedUpcallReason     *ebpf.VariableSpec `ebpf:"unused_upcall_reason"`
+	UnusedVlan             *ebpf.VariableSpec `ebpf:"unused_vlan"`
 }
 
 // DatapathObjects contains all objects after they have been loaded into the kernel.
@@ -390,14 +501,24 @@ type DatapathMaps struct {
 	ActionBlocks     *ebpf.Map `ebpf:"action_blocks"`
 	Clock            *ebpf.Map `ebpf:"clock"`
 	Counters         *ebpf.Map `ebpf:"counters"`
+	CtAlloc          *ebpf.Map `ebpf:"ct_alloc"`
+	CtConfig         *ebpf.Map `ebpf:"ct_config"`
+	CtConns4         *ebpf.Map `ebpf:"ct_conns4"`
+	CtCounters       *ebpf.Map `ebpf:"ct_counters"`
+	CtFree4          *ebpf.Map `ebpf:"ct_free4"`
+	CtIndex4         *ebpf.Map `ebpf:"ct_index4"`
+	CtParams         *ebpf.Map `ebpf:"ct_params"`
+	CtTimeouts       *ebpf.Map `ebpf:"ct_timeouts"`
 	Drops            *ebpf.Map `ebpf:"drops"`
 	Emc              *ebpf.Map `ebpf:"emc"`
 	ExecActions      *ebpf.Map `ebpf:"exec_actions"`
+	ExecKeys         *ebpf.Map `ebpf:"exec_keys"`
 	ExecMeta         *ebpf.Map `ebpf:"exec_meta"`
 	FlowActions      *ebpf.Map `ebpf:"flow_actions"`
 	FlowStats        *ebpf.Map `ebpf:"flow_stats"`
 	FlowUsed         *ebpf.Map `ebpf:"flow_used"`
 	Flows            *ebpf.Map `ebpf:"flows"`
+	IngressKey       *ebpf.Map `ebpf:"ingress_key"`
 	MaskHits         *ebpf.Map `ebpf:"mask_hits"`
 	MaskOrder        *ebpf.Map `ebpf:"mask_order"`
 	Masks            *ebpf.Map `ebpf:"masks"`
@@ -413,14 +534,24 @@ func (m *DatapathMaps) Close() error {
 		m.ActionBlocks,
 		m.Clock,
 		m.Counters,
+		m.CtAlloc,
+		m.CtConfig,
+		m.CtConns4,
+		m.CtCounters,
+		m.CtFree4,
+		m.CtIndex4,
+		m.CtParams,
+		m.CtTimeouts,
 		m.Drops,
 		m.Emc,
 		m.ExecActions,
+		m.ExecKeys,
 		m.ExecMeta,
 		m.FlowActions,
 		m.FlowStats,
 		m.FlowUsed,
 		m.Flows,
+		m.IngressKey,
 		m.MaskHits,
 		m.MaskOrder,
 		m.Masks,
@@ -436,18 +567,29 @@ func (m *DatapathMaps) Close() error {
 //
 // It can be passed to LoadDatapathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type DatapathVariables struct {
-	EmcEnabled         *ebpf.Variable `ebpf:"emc_enabled"`
-	UnusedActionType   *ebpf.Variable `ebpf:"unused_action_type"`
-	UnusedCounter      *ebpf.Variable `ebpf:"unused_counter"`
-	UnusedDrop         *ebpf.Variable `ebpf:"unused_drop"`
-	UnusedEmcEntry     *ebpf.Variable `ebpf:"unused_emc_entry"`
-	UnusedFrag         *ebpf.Variable `ebpf:"unused_frag"`
-	UnusedLimit        *ebpf.Variable `ebpf:"unused_limit"`
-	UnusedPortFlag     *ebpf.Variable `ebpf:"unused_port_flag"`
-	UnusedTableSize    *ebpf.Variable `ebpf:"unused_table_size"`
-	UnusedUpcall       *ebpf.Variable `ebpf:"unused_upcall"`
-	UnusedUpcallReason *ebpf.Variable `ebpf:"unused_upcall_reason"`
-	UnusedVlan         *ebpf.Variable `ebpf:"unused_vlan"`
+	EmcEnabled             *ebpf.Variable `ebpf:"emc_enabled"`
+	UnusedActionType       *ebpf.Variable `ebpf:"unused_action_type"`
+	UnusedCounter          *ebpf.Variable `ebpf:"unused_counter"`
+	UnusedCtAlloc          *ebpf.Variable `ebpf:"unused_ct_alloc"`
+	UnusedCtConfigFlag     *ebpf.Variable `ebpf:"unused_ct_config_flag"`
+	UnusedCtConnFlag       *ebpf.Variable `ebpf:"unused_ct_conn_flag"`
+	UnusedCtCounter        *ebpf.Variable `ebpf:"unused_ct_counter"`
+	UnusedCtLimit          *ebpf.Variable `ebpf:"unused_ct_limit"`
+	UnusedCtParamFlag      *ebpf.Variable `ebpf:"unused_ct_param_flag"`
+	UnusedCtState          *ebpf.Variable `ebpf:"unused_ct_state"`
+	UnusedCtTimeout        *ebpf.Variable `ebpf:"unused_ct_timeout"`
+	UnusedCtTimeoutDefault *ebpf.Variable `ebpf:"unused_ct_timeout_default"`
+	UnusedDrop             *ebpf.Variable `ebpf:"unused_drop"`
+	UnusedEmcEntry         *ebpf.Variable `ebpf:"unused_emc_entry"`
+	UnusedFrag             *ebpf.Variable `ebpf:"unused_frag"`
+	UnusedLimit            *ebpf.Variable `ebpf:"unused_limit"`
+	UnusedPortFlag         *ebpf.Variable `ebpf:"unused_port_flag"`
+	UnusedTableSize        *ebpf.Variable `ebpf:"unused_table_size"`
+	UnusedTcpState         *ebpf.Variable `ebpf:"unused_tcp_state"`
+	UnusedTcpWscale        *ebpf.Variable `ebpf:"unused_tcp_wscale"`
+	UnusedUpcall           *ebpf.Variable `ebpf:"unused_upcall"`
+	UnusedUpcallReason     *ebpf.Variable `ebpf:"unused_upcall_reason"`
+	UnusedVlan             *ebpf.Variable `ebpf:"unused_vlan"`
 }
 
 // DatapathPrograms contains all programs after they have been loaded into the kernel.

@@ -49,3 +49,20 @@ func (p Params) Encode() (RawParams, error) {
 	r.Flags = f
 	return r, nil
 }
+
+// DecodeParams gives back the Params that Encode turned into r.
+func DecodeParams(r RawParams) Params {
+	f := r.Flags
+	p := Params{Zone: r.Zone,
+		Commit:   f&uint16(layoutOvsbpfCtParamFlagOVSBPF_CTP_COMMIT) != 0,
+		Force:    f&uint16(layoutOvsbpfCtParamFlagOVSBPF_CTP_FORCE) != 0,
+		SetMark:  f&uint16(layoutOvsbpfCtParamFlagOVSBPF_CTP_SET_MARK) != 0,
+		SetLabel: f&uint16(layoutOvsbpfCtParamFlagOVSBPF_CTP_SET_LABEL) != 0}
+	if p.SetMark {
+		p.Mark, p.MarkMask = r.Mark, r.MarkMask
+	}
+	if p.SetLabel {
+		p.Label, p.LabelMask = r.Label, r.LabelMask
+	}
+	return p
+}

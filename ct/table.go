@@ -37,6 +37,18 @@ type (
 	RawTuple = layoutOvsbpfCtTuple4
 	// RawRef is struct ovsbpf_ct_ref, a ct_index4 value.
 	RawRef = layoutOvsbpfCtRef
+	// RawConfig is struct ovsbpf_ct_config, ct_config's one value.
+	RawConfig = layoutOvsbpfCtConfig
+	// RawAlloc is struct ovsbpf_ct_alloc, ct_alloc's one value.
+	RawAlloc = layoutOvsbpfCtAlloc
+)
+
+// Sizes of the tables that are not connections or parameters.
+const (
+	// TimeoutClasses is ct_timeouts' number of entries.
+	TimeoutClasses = uint32(layoutOvsbpfCtTimeoutOVSBPF_CT_TM__MAX)
+	// NumCounters is ct_counters' number of entries.
+	NumCounters = uint32(layoutOvsbpfCtCounterOVSBPF_CT_CNT__MAX)
 )
 
 // Sizes of the shared structs, checked against the maps in NewTable.
@@ -142,6 +154,15 @@ func nowMS() uint32 {
 	var ts unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	return uint32(uint64(ts.Sec)*1000 + uint64(ts.Nsec)/1e6)
+}
+
+// ParamsAt reads back the parameters at index.
+func (t *Table) ParamsAt(index uint32) (Params, error) {
+	var raw RawParams
+	if err := t.m.Params.Lookup(index, &raw); err != nil {
+		return Params{}, fmt.Errorf("reading ct params %d: %w", index, err)
+	}
+	return DecodeParams(raw), nil
 }
 
 // SetParams writes ct_params[index].

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ovsbpf/ovsbpf/bpf"
+	"github.com/ovsbpf/ovsbpf/ct"
 )
 
 // DefaultPinPath is where ovsbpfd pins the datapath.
@@ -74,6 +75,7 @@ type Datapath struct {
 	flows *flowTable
 	exec  slotPool
 	clock clock
+	ct    *ct.Table
 
 	// sweepMu guards sweepEntries, AppendFlowsLastUsed's reused list of
 	// the flows it reads outside mu.
@@ -164,6 +166,11 @@ func Open(cfg Config) (*Datapath, error) {
 		d.objs.Close()
 		return nil, err
 	}
+	if err := d.openConntrack(); err != nil {
+		d.closeLinks()
+		d.objs.Close()
+		return nil, err
+	}
 	d.clock.start(d.objs.OvsbpfClock, d.objs.Clock)
 	mem, err := d.MapMemory()
 	if err != nil {
@@ -179,6 +186,9 @@ func (d *Datapath) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.closeLinks()
+	if d.ct != nil {
+		d.ct.Close()
+	}
 	return d.objs.Close()
 }
 
@@ -194,7 +204,9 @@ func (d *Datapath) Destroy() error {
 	if d.pinDir != "" {
 		for _, m := range []*ebpf.Map{d.objs.Counters, d.objs.Drops, d.objs.Emc, d.objs.ExecActions, d.objs.ExecMeta,
 			d.objs.FlowActions, d.objs.ActionBlocks, d.objs.FlowUsed, d.objs.FlowStats, d.objs.Flows, d.objs.MaskOrder, d.objs.MaskHits, d.objs.Masks,
-			d.objs.Ports, d.objs.PortOfIfindex, d.objs.PortOfBigIfindex, d.objs.Upcalls, d.objs.Clock} {
+			d.objs.Ports, d.objs.PortOfIfindex, d.objs.PortOfBigIfindex, d.objs.Upcalls, d.objs.Clock,
+			d.objs.CtIndex4, d.objs.CtConns4, d.objs.CtFree4, d.objs.CtParams, d.objs.CtTimeouts, d.objs.CtConfig,
+			d.objs.CtAlloc, d.objs.CtCounters, d.objs.IngressKey, d.objs.ExecKeys} {
 			if err := m.Unpin(); err != nil {
 				errs = append(errs, err)
 			}

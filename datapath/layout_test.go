@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ovsbpf/ovsbpf/bpf"
+	"github.com/ovsbpf/ovsbpf/ct"
 )
 
 // The C is the one definition of every layout and limit the datapath
@@ -79,6 +80,17 @@ func mapLayouts() map[string]mapLayout {
 		bpf.DatapathMapUpcallScratch:    {u32, reflect.TypeFor[bpf.DatapathOvsbpfUpcall](), 1},
 		bpf.DatapathMapUpcalls:          {nil, nil, DefaultUpcallRingBytes},
 		bpf.DatapathMapClock:            {u32, reflect.TypeFor[bpf.DatapathOvsbpfClock](), 1},
+		bpf.DatapathMapIngressKey:       {u32, reflect.TypeFor[PacketKey](), 1},
+		bpf.DatapathMapExecKeys:         {u32, reflect.TypeFor[PacketKey](), uint32(MaxExecutors)},
+		// Conntrack: package ct reads and writes these (ct.Table).
+		bpf.DatapathMapCtIndex4:   {reflect.TypeFor[ct.RawTuple](), reflect.TypeFor[ct.RawRef](), 2 * ct.Capacity},
+		bpf.DatapathMapCtConns4:   {u32, reflect.TypeFor[ct.RawConn](), ct.Capacity},
+		bpf.DatapathMapCtFree4:    {nil, u32, ct.Capacity},
+		bpf.DatapathMapCtParams:   {u32, reflect.TypeFor[ct.RawParams](), ct.MaxParams},
+		bpf.DatapathMapCtTimeouts: {u32, u32, ct.TimeoutClasses},
+		bpf.DatapathMapCtConfig:   {u32, reflect.TypeFor[ct.RawConfig](), 1},
+		bpf.DatapathMapCtAlloc:    {u32, reflect.TypeFor[ct.RawAlloc](), 1},
+		bpf.DatapathMapCtCounters: {u32, u64, ct.NumCounters},
 	}
 }
 
