@@ -401,7 +401,7 @@ func (c *chassisUnderTest) decide(label string, pk datapath.PacketKey) *decision
 	if d.err != nil {
 		return d
 	}
-	acts, err := upcall.BuildActions(&d.pkt, d.dec.Outputs)
+	acts, err := upcall.BuildActions(&d.pkt, &d.dec, nil)
 	if err != nil {
 		d.err = err
 		return d

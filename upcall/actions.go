@@ -12,11 +12,39 @@ import (
 	"github.com/ovsbpf/ovsbpf/flowxlate/field"
 )
 
-// Output is one copy of a packet leaving the pipeline: the datapath port
-// it goes to and the packet's fields as it leaves.
+// Output is one step of a decision: a copy of the packet leaving through
+// a datapath port, or, with Commit set, a conntrack commit. Key is the
+// packet's fields at that step.
 type Output struct {
 	Port uint16
 	Key  field.Key
+	// Commit, if not nil, makes the step a conntrack action that does
+	// not recirculate (OVN's ct_commit): the datapath runs ct with these
+	// parameters on the packet as Key has it, and the packet goes on.
+	// Port is unused.
+	Commit *CTParams
+}
+
+// Freeze ends a decision at a conntrack action that recirculates: after
+// the outputs, the packet, rewritten to Key, goes through conntrack with
+// CT, and is looked up again with the recirculation id of State. A miss
+// there comes up with the conntrack fields the datapath filled in, and
+// the pipeline resumes from State (Pipeline.Resume).
+type Freeze struct {
+	CT  CTParams
+	Key field.Key
+	// State is the pipeline's frozen state: where and with which
+	// registers the pipeline goes on. It must be comparable; equal
+	// states share one recirculation id.
+	State any
+}
+
+// IDs names, for the datapath, what a decision's conntrack actions refer
+// to: the ct_params index of a set of parameters and the recirculation
+// id of a frozen state. The slow path implements it.
+type IDs interface {
+	CTParams(p CTParams) (uint32, error)
+	RecircID(state any) (uint32, error)
 }
 
 // ErrUnsupportedRewrite says a pipeline changed a header the datapath
@@ -24,29 +52,73 @@ type Output struct {
 // rewritten.
 var ErrUnsupportedRewrite = errors.New("rewrite the datapath cannot do")
 
-// BuildActions returns the datapath actions that send the packet whose
-// fields are in to every output in turn, rewriting its headers from what
-// the previous output left to what the next one needs.
+// BuildActions returns the datapath actions that carry out dec for the
+// packet whose fields are in: each output and commit in turn, rewriting
+// the packet's headers from what the previous step left to what the next
+// one needs, then the freeze, if any, as ct and recirc. ids names the
+// conntrack parameters and frozen states; it may be nil for a decision
+// with neither.
 //
 // Outputs go in order of falling TTL (stable otherwise): the datapath can
 // decrement a TTL but not raise it, and a flood that leaves unchanged on a
 // switch and, decremented, through a router may list the router's copy
-// first. Which port gets its copy first means nothing.
-func BuildActions(in *field.Key, outs []Output) ([]datapath.Action, error) {
+// first. Which port gets its copy first means nothing. A decision with
+// conntrack steps keeps its order, for a commit must see the packet as
+// the pipeline had it there.
+func BuildActions(in *field.Key, dec *Decision, ids IDs) ([]datapath.Action, error) {
+	outs := dec.Outputs
+	hasCT := dec.Freeze != nil || slices.ContainsFunc(outs, func(o Output) bool { return o.Commit != nil })
 	if !slices.IsSortedFunc(outs, byFallingTTL) {
+		if hasCT {
+			return nil, fmt.Errorf("conntrack steps between copies whose TTLs rise: %w", ErrUnsupportedRewrite)
+		}
 		outs = slices.Clone(outs)
 		slices.SortStableFunc(outs, byFallingTTL)
 	}
+	if hasCT && ids == nil {
+		return nil, errors.New("building actions: a conntrack decision with nothing to name its parameters")
+	}
 	var acts []datapath.Action
 	cur := *in
-	for _, o := range outs {
-		a, err := rewrite(&cur, &o.Key)
+	step := func(to *field.Key, what string) error {
+		a, err := rewrite(&cur, to)
 		if err != nil {
-			return nil, fmt.Errorf("output to port %d: %w", o.Port, err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		acts = append(acts, a...)
+		cur = *to
+		return nil
+	}
+	for _, o := range outs {
+		if o.Commit != nil {
+			if err := step(&o.Key, "conntrack commit"); err != nil {
+				return nil, err
+			}
+			p, err := ids.CTParams(*o.Commit)
+			if err != nil {
+				return nil, fmt.Errorf("conntrack commit: %w", err)
+			}
+			acts = append(acts, datapath.CT(p))
+			continue
+		}
+		if err := step(&o.Key, fmt.Sprintf("output to port %d", o.Port)); err != nil {
+			return nil, err
+		}
 		acts = append(acts, datapath.Output(o.Port))
-		cur = o.Key
+	}
+	if f := dec.Freeze; f != nil {
+		if err := step(&f.Key, "conntrack"); err != nil {
+			return nil, err
+		}
+		p, err := ids.CTParams(f.CT)
+		if err != nil {
+			return nil, fmt.Errorf("conntrack: %w", err)
+		}
+		r, err := ids.RecircID(f.State)
+		if err != nil {
+			return nil, fmt.Errorf("recirculation: %w", err)
+		}
+		acts = append(acts, datapath.CT(p), datapath.Recirc(r))
 	}
 	return acts, nil
 }
@@ -152,7 +224,20 @@ func rewrite(from, to *field.Key) ([]datapath.Action, error) {
 
 // fixed reports whether id is a packet field the datapath cannot rewrite.
 func fixed(id field.ID) bool {
-	return !pipelineState(id) && !rewritable[id] && id != field.InPort && !shares(id)
+	return !pipelineState(id) && !conntrackState(id) && !rewritable[id] && id != field.InPort && !shares(id)
+}
+
+// conntrackState reports whether id is a conntrack field: not a header
+// but what the datapath's last ct action said, so a pipeline's change to
+// it (ct_clear, crossing a patch port, a commit) is no rewrite. The next
+// lookup that reads it comes after the next ct, which sets it anew.
+func conntrackState(id field.ID) bool {
+	switch id {
+	case field.CTState, field.CTZone, field.CTMark, field.CTLabel, field.CTNwSrc, field.CTNwDst,
+		field.CTIPv6Src, field.CTIPv6Dst, field.CTNwProto, field.CTTpSrc, field.CTTpDst:
+		return true
+	}
+	return false
 }
 
 // unrewritable has every bit of the key set that a fixed field stores, so

@@ -29,7 +29,7 @@ func BenchmarkHandlerSteps(b *testing.B) {
 	})
 	b.Run("BuildActions", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := BuildActions(&pkt, outs); err != nil {
+			if _, err := BuildActions(&pkt, &Decision{Outputs: outs}, nil); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -42,8 +42,10 @@ func newIDTable[S comparable](what string, first, max uint32) *idTable[S] {
 		first: first, next: first, max: max}
 }
 
-// Get returns the id of v, allocating one if v has none.
-func (t *idTable[S]) Get(v S) (id uint32, created bool, err error) {
+// Get returns the id of v, allocating one if v has none. A new id is
+// handed out only once init, if not nil, has succeeded on it; it runs
+// under the table's lock, so no other caller sees the id before.
+func (t *idTable[S]) Get(v S, init func(id uint32) error) (id uint32, created bool, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if id, ok := t.byVal[v]; ok {
@@ -64,9 +66,24 @@ func (t *idTable[S]) Get(v S) (id uint32, created bool, err error) {
 			break
 		}
 	}
+	if init != nil {
+		if err := init(id); err != nil {
+			return 0, false, fmt.Errorf("setting up %s %d: %w", t.what, id, err)
+		}
+	}
 	t.byVal[v] = id
 	t.byID[id] = &idEntry[S]{val: v, seen: t.sweeps}
 	return id, true, nil
+}
+
+// SkipTo has ids handed out from id on, for ids below it that flows an
+// earlier daemon left may carry.
+func (t *idTable[S]) SkipTo(id uint32) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if id >= t.first && id <= t.max {
+		t.next = id
+	}
 }
 
 // Lookup returns the value id names.

@@ -10,19 +10,19 @@ import (
 func TestIDTable(t *testing.T) {
 	tab := newIDTable[string]("test ids", 1, 3)
 
-	a, created, err := tab.Get("a")
+	a, created, err := tab.Get("a", nil)
 	require.NoError(t, err)
 	require.True(t, created)
-	again, created, err := tab.Get("a")
+	again, created, err := tab.Get("a", nil)
 	require.NoError(t, err)
 	require.False(t, created)
 	require.Equal(t, a, again, "equal values share an id")
-	b, _, err := tab.Get("b")
+	b, _, err := tab.Get("b", nil)
 	require.NoError(t, err)
-	c, _, err := tab.Get("c")
+	c, _, err := tab.Get("c", nil)
 	require.NoError(t, err)
 	require.ElementsMatch(t, []uint32{1, 2, 3}, []uint32{a, b, c})
-	_, _, err = tab.Get("d")
+	_, _, err = tab.Get("d", nil)
 	require.ErrorContains(t, err, "all 3 test ids are in use")
 
 	// An id a flow names stays; one nobody named for two sweeps goes.
@@ -36,7 +36,7 @@ func TestIDTable(t *testing.T) {
 
 	// Freed ids come back only after the others: ids are handed out in
 	// turn, skipping those in use.
-	d, _, err := tab.Get("d")
+	d, _, err := tab.Get("d", nil)
 	require.NoError(t, err)
 	require.Equal(t, uint32(2), d, "next after the last handed out (3), wrapping past 1 which is in use")
 }
@@ -47,11 +47,11 @@ func TestIDTableAdopt(t *testing.T) {
 	require.NoError(t, tab.Adopt(7, "old"))
 	require.ErrorContains(t, tab.Adopt(7, "other"), "recirculation ids 7 is already in use")
 	require.ErrorContains(t, tab.Adopt(0, "x"), "outside 1..4294967295")
-	id, created, err := tab.Get("new")
+	id, created, err := tab.Get("new", nil)
 	require.NoError(t, err)
 	require.True(t, created)
 	require.Equal(t, uint32(8), id, "a new value never takes an id below one an old flow carries")
-	id, created, err = tab.Get("old")
+	id, created, err = tab.Get("old", nil)
 	require.NoError(t, err)
 	require.False(t, created)
 	require.Equal(t, uint32(7), id)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"slices"
 	"sort"
 	"sync"
@@ -62,6 +63,14 @@ type megaflows struct {
 	sweepFlows []datapath.Flow
 	present    map[ukeyID]bool
 	lastSweep  time.Time // when the previous sweep started
+
+	// Conntrack: the datapath's ct_params (nil: a datapath without
+	// conntrack), the ids decisions name, and the sweep's scratch sets.
+	ct          CTParamsTable
+	recirc      *idTable[any]
+	ctParams    *idTable[CTParams]
+	recircInUse map[uint32]bool
+	paramsInUse map[uint32]bool
 }
 
 // ukeyID names a megaflow.
@@ -81,8 +90,16 @@ func newMegaflows(flows FlowTable, pipe Pipeline, cfg *Config, stats *counters, 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &megaflows{flows: flows, pipe: pipe, log: log, stats: stats, maxIdle: cfg.MaxIdle,
-		flowLimit: cfg.FlowLimit, started: time.Now(), present: map[ukeyID]bool{}}
+	m := &megaflows{flows: flows, pipe: pipe, log: log, stats: stats, maxIdle: cfg.MaxIdle,
+		flowLimit: cfg.FlowLimit, started: time.Now(), present: map[ukeyID]bool{},
+		recirc:      newIDTable[any]("recirculation ids", 1, math.MaxUint32),
+		recircInUse: map[uint32]bool{}, paramsInUse: map[uint32]bool{}}
+	maxParams := uint32(0)
+	if ct, ok := flows.(CTParamsTable); ok {
+		m.ct, maxParams = ct, ct.MaxCTParams()
+	}
+	m.ctParams = newIDTable[CTParams]("conntrack parameter sets", 1, max(maxParams, 1))
+	return m
 }
 
 // count returns the number of installed megaflows.
@@ -158,6 +175,7 @@ func (m *megaflows) revalidate() {
 		m.log.Error("revalidator cannot read the flows", "err", err)
 		return
 	}
+	m.collectIDs(flows)
 	clear(m.present)
 	version := m.pipe.Version()
 	ready := true
@@ -231,16 +249,18 @@ func (m *megaflows) recheck(f datapath.Flow, uk *ukey, version uint64) (bool, er
 		pk.SetNarrow(f.Key)
 		uk = &ukey{pkt: PacketFields(&pk), created: time.Now()}
 	}
-	dec, err := m.pipe.Process(uk.pkt)
+	dec, err := m.decide(f.Key.RecircId, uk.pkt)
 	if errors.Is(err, ErrNotReady) {
 		return true, err
 	}
 	if err != nil {
+		// A flow at a recirculation id whose state is gone (left by
+		// an earlier daemon) goes too: nothing can check it.
 		m.delete(f, "pipeline changed")
 		m.stats.revalidatedAway.Add(1)
 		return false, nil
 	}
-	acts, err := BuildActions(&uk.pkt, dec.Outputs)
+	acts, err := BuildActions(&uk.pkt, &dec, m)
 	if err != nil {
 		m.delete(f, "actions unsupported")
 		m.stats.revalidatedAway.Add(1)

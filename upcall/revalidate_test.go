@@ -156,7 +156,7 @@ func (r *rig) decide(t *testing.T, in uint16, dst net.HardwareAddr) (datapath.Ma
 	require.NoError(t, err)
 	mask, err := MegaflowMask(&dec.Mask, &pk)
 	require.NoError(t, err)
-	acts, err := BuildActions(&pkt, dec.Outputs)
+	acts, err := BuildActions(&pkt, &dec, nil)
 	require.NoError(t, err)
 	key := pk.Narrow().And(&mask)
 	require.NoError(t, r.mf.install(mask, key, pkt, acts, version))

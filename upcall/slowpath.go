@@ -23,6 +23,11 @@ type Pipeline interface {
 	// Process decides the fate of a packet whose fields are pkt (in_port
 	// is the datapath port it arrived on).
 	Process(pkt field.Key) (Decision, error)
+	// Resume decides a packet that came back after a Freeze: state is
+	// the Freeze's State, and pkt holds the packet's fields on this pass
+	// (headers as the actions so far left them, conntrack fields as the
+	// datapath's ct filled them in).
+	Resume(state any, pkt field.Key) (Decision, error)
 	// Version changes whenever the pipeline does; a decision taken at
 	// one version must be checked again at a later one.
 	Version() uint64
@@ -30,8 +35,11 @@ type Pipeline interface {
 
 // Decision is what a pipeline does with one packet.
 type Decision struct {
-	Outputs []Output   // in order; none drops the packet
-	Mask    field.Mask // every bit of the packet the decision depends on
+	Outputs []Output // in order; none (and no freeze) drops the packet
+	// Freeze, if not nil, follows the outputs: the packet goes through
+	// conntrack and comes back to the pipeline.
+	Freeze *Freeze
+	Mask   field.Mask // every bit of the packet the decision depends on
 	// NoCache, when not empty, says why the decision must not be cached
 	// (it depends on something outside the packet, like conntrack).
 	NoCache string
@@ -91,7 +99,7 @@ type counters struct {
 	delivered, deliveryErrors, truncated, badRecords                     atomic.Uint64
 	otherReasons, revalidations, expired, revalidatedAway, evicted       atomic.Uint64
 	installErrors, checksumsCompleted, notReady, notReadySweeps          atomic.Uint64
-	rewritten                                                            atomic.Uint64
+	rewritten, recircUnknown                                             atomic.Uint64
 }
 
 // New returns a slow path; Run starts it.
@@ -188,6 +196,17 @@ func (s *Slowpath) Run(ctx context.Context) error {
 		errOnce sync.Once
 		readErr error
 	)
+	// Flows an earlier daemon left name recirculation ids and
+	// conntrack parameters: take them over before any handler hands out
+	// an id.
+	left, err := s.dp.AppendFlowsLastUsed(nil)
+	if err == nil {
+		err = s.mf.adoptIDs(left)
+	}
+	if err != nil {
+		rd.Close()
+		return fmt.Errorf("taking over the flows in the datapath: %w", err)
+	}
 	ready := make(chan error, s.cfg.Handlers)
 	for i := 0; i < s.cfg.Handlers; i++ {
 		x, err := s.dp.NewExecutor()
@@ -302,7 +321,12 @@ func (s *Slowpath) handle(x *datapath.Executor, raw []byte) {
 	s.stats.misses.Add(1)
 	version := s.pipe.Version()
 	pkt := PacketFields(&u.Key)
-	dec, err := s.pipe.Process(pkt)
+	dec, err := s.mf.decide(u.Key.N.RecircId, pkt)
+	if errors.Is(err, errUnknownRecirc) {
+		s.stats.recircUnknown.Add(1)
+		s.log.Warn("packet came back with a recirculation id the slow path does not know; dropped", "packet", u.Key.Narrow().String())
+		return
+	}
 	if errors.Is(err, ErrNotReady) {
 		s.stats.notReady.Add(1)
 		s.log.Debug("pipeline not loaded yet; packet dropped", "packet", u.Key.Narrow().String())
@@ -313,10 +337,10 @@ func (s *Slowpath) handle(x *datapath.Executor, raw []byte) {
 		s.log.Warn("pipeline failed on a packet; dropped", "packet", u.Key.Narrow().String(), "err", err)
 		return
 	}
-	acts, err := BuildActions(&pkt, dec.Outputs)
+	acts, err := BuildActions(&pkt, &dec, s.mf)
 	if err != nil {
 		s.stats.unsupported.Add(1)
-		s.log.Warn("packet needs a rewrite the datapath lacks; dropped", "packet", u.Key.Narrow().String(), "err", err)
+		s.log.Warn("packet needs an action the datapath lacks; dropped", "packet", u.Key.Narrow().String(), "err", err)
 		return
 	}
 	decided := datapath.MonotonicNow()
@@ -366,9 +390,9 @@ func (s *Slowpath) deliver(x *datapath.Executor, u *datapath.Upcall, acts []data
 	if completeChecksum(u.Frame) {
 		s.stats.checksumsCompleted.Add(1)
 	}
-	// The frame is the packet as it was at the miss: the key's recirc_id
-	// and conntrack fields, which the frame does not carry, go with it
-	// (all zero for a miss at the first pass, the only kind handled yet).
+	// The packet goes on as it was at the miss: on a pass after a
+	// recirculation, with the recirculation id and the conntrack fields
+	// the datapath had given it, so that conntrack does not see it twice.
 	if err := x.Execute(u.Frame, u.Ifindex, datapath.ExecMetaOf(&u.Key), acts); err != nil {
 		s.stats.deliveryErrors.Add(1)
 		s.log.Warn("cannot deliver a packet from the slow path", "err", err)

@@ -60,6 +60,12 @@ func (p *l2Pipeline) Process(pkt field.Key) (Decision, error) {
 	return d, nil
 }
 
+// Resume is never called: the switch has no conntrack, so it never
+// freezes.
+func (p *l2Pipeline) Resume(state any, pkt field.Key) (Decision, error) {
+	return Decision{}, fmt.Errorf("l2Pipeline cannot resume %v: it never freezes", state)
+}
+
 func (p *l2Pipeline) set(mac net.HardwareAddr, port uint16) {
 	p.mu.Lock()
 	if port == 0 {

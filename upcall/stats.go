@@ -11,7 +11,7 @@ type Stats struct {
 	Handlers       int
 	Upcalls        uint64 // records read from the ring
 	Misses         uint64 // of which cache misses
-	OtherReasons   uint64 // TTL expiry, conntrack, controller actions: dropped for now
+	OtherReasons   uint64 // TTL expiry, controller actions: dropped for now
 	Installed      uint64 // megaflows installed
 	Uncacheable    uint64 // decisions delivered but not cached
 	Unsupported    uint64 // packets dropped: a rewrite the datapath cannot do
@@ -34,8 +34,15 @@ type Stats struct {
 	// the pipeline was not loaded yet (a restart, before the Southbound
 	// is read).
 	NotReadySweeps uint64
-	Ukeys          int     // megaflows the slow path remembers
-	RatePerSecond  float64 // upcalls a second over the last 10 s
+	// RecircUnknown counts packets dropped because they came back at a
+	// recirculation id with no frozen state (a restart, or a packet in
+	// flight for two revalidator sweeps).
+	RecircUnknown uint64
+	// RecircIDs and CTParams are the recirculation ids and conntrack
+	// parameter sets the slow path holds.
+	RecircIDs, CTParams int
+	Ukeys               int     // megaflows the slow path remembers
+	RatePerSecond       float64 // upcalls a second over the last 10 s
 	// Handler latency, from the datapath's upcall to the megaflow
 	// installed and the packet sent, over the last 4,096 upcalls.
 	LatencyP50, LatencyP90, LatencyP99, LatencyMax time.Duration
@@ -62,6 +69,7 @@ func (s *Slowpath) Stats() Stats {
 		RevalidatedAway: c.revalidatedAway.Load(), Evicted: c.evicted.Load(),
 		ChecksumsCompleted: c.checksumsCompleted.Load(), NotReady: c.notReady.Load(),
 		Rewritten: c.rewritten.Load(), NotReadySweeps: c.notReadySweeps.Load(), Ukeys: s.mf.ukeyCount(),
+		RecircUnknown: c.recircUnknown.Load(), RecircIDs: s.mf.recirc.Len(), CTParams: s.mf.ctParams.Len(),
 		RatePerSecond: s.rate.perSecond(time.Now()),
 	}
 	lat := s.latency.snapshot()

@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -197,6 +198,30 @@ type daemon struct {
 	ports *chassis.Ports
 	local *ovsdb.LocalMonitor
 	exit  func()
+
+	zonesStored bool // the pipeline assigns zones (the integration bridge exists)
+}
+
+// storeZones returns what the pipeline calls with each change of the
+// conntrack zones: a zone newly assigned is flushed first, as
+// ovn-controller flushes it, so no connection of its last user lingers;
+// then the change is written to the integration bridge's external_ids.
+func (d *daemon) storeZones(ctx context.Context, bridge string) func(chassis.ZoneUpdate) error {
+	return func(up chassis.ZoneUpdate) error {
+		set := map[string]string{}
+		for name, zone := range up.Assigned {
+			z := zone
+			if _, err := d.dp.Conntrack().Flush(&z); err != nil {
+				return fmt.Errorf("flushing conntrack zone %d for %s: %w", zone, name, err)
+			}
+			set[chassis.ZoneKey(name)] = strconv.Itoa(int(zone))
+		}
+		var remove []string
+		for _, name := range up.Released {
+			remove = append(remove, chassis.ZoneKey(name))
+		}
+		return d.local.WriteBridgeExternalIDs(ctx, bridge, set, remove)
+	}
 }
 
 // loop applies local database states and Southbound updates as they come.
@@ -213,6 +238,12 @@ func (d *daemon) loop(ctx context.Context, o options, states <-chan ovsdb.LocalS
 		case <-ctx.Done():
 			return ctx.Err()
 		case st := <-states:
+			if !d.zonesStored && st.BridgeUUID != "" {
+				// Zones start from what the integration bridge
+				// keeps, before any binding needs one.
+				d.pipe.SetZoneStore(st.BridgeExternalIDs, d.storeZones(ctx, st.BridgeUUID))
+				d.zonesStored = true
+			}
 			res := d.ports.Reconcile(st)
 			if d.pipe.SetBindings(res.Bindings) {
 				d.sp.PipelineChanged()
@@ -346,15 +377,17 @@ func (d *daemon) upcallShow() (string, error) {
 	fmt.Fprintf(&b, "  misses        : %d (upcall rate %.1f/s over 10 s)\n", c.Misses, st.RatePerSecond)
 	fmt.Fprintf(&b, "  upcalls lost  : %d (ring full)\n", c.UpcallsLost)
 	fmt.Fprintf(&b, "  handlers      : %d\n", st.Handlers)
-	fmt.Fprintf(&b, "  handled       : %d upcalls, %d misses, %d other (ttl, ct, controller: dropped)\n", st.Upcalls, st.Misses, st.OtherReasons)
+	fmt.Fprintf(&b, "  handled       : %d upcalls, %d misses, %d other (ttl, controller: dropped)\n", st.Upcalls, st.Misses, st.OtherReasons)
 	fmt.Fprintf(&b, "  installed     : %d megaflows, %d uncached decisions, %d install errors\n", st.Installed, st.Uncacheable, st.InstallErrors)
 	fmt.Fprintf(&b, "  delivered     : %d packets (%d offloaded checksums completed), %d delivery errors, %d truncated\n",
 		st.Delivered, st.ChecksumsCompleted, st.DeliveryErrors, st.Truncated)
-	fmt.Fprintf(&b, "  dropped       : %d unsupported rewrites, %d pipeline errors, %d need conntrack, %d outputs to remote ports, %d before the pipeline was loaded\n",
-		st.Unsupported, st.PipelineErrors, ps.NeedConntrack, ps.RemoteOutputs, st.NotReady)
+	fmt.Fprintf(&b, "  dropped       : %d unsupported rewrites, %d pipeline errors, %d unsupported (NAT, forks), %d outputs to remote ports, %d before the pipeline was loaded\n",
+		st.Unsupported, st.PipelineErrors, ps.Unsupported, ps.RemoteOutputs, st.NotReady)
 	fmt.Fprintf(&b, "  revalidator   : %d sweeps, %d expired, %d changed away, %d rewritten, %d evicted, %d sweeps before the pipeline was loaded\n",
 		st.Revalidations, st.Expired, st.RevalidatedAway, st.Rewritten, st.Evicted, st.NotReadySweeps)
 	fmt.Fprintf(&b, "  ukeys         : %d\n", st.Ukeys)
+	fmt.Fprintf(&b, "  recirculation : %d ids, %d conntrack parameter sets, %d packets back at an unknown id\n",
+		st.RecircIDs, st.CTParams, st.RecircUnknown)
 	if st.LatencySamples > 0 {
 		fmt.Fprintf(&b, "  handler latency: p50 %s p90 %s p99 %s max %s (last %d upcalls)\n",
 			us(st.LatencyP50), us(st.LatencyP90), us(st.LatencyP99), us(st.LatencyMax), st.LatencySamples)

@@ -3,6 +3,7 @@ package ovn
 import (
 	"fmt"
 	"maps"
+	"slices"
 
 	"github.com/ovsbpf/ovsbpf/flowxlate/field"
 	"github.com/ovsbpf/ovsbpf/flowxlate/interp"
@@ -22,6 +23,22 @@ type Zones map[string]uint16
 // SetZones sets the zones Decide and Resume load into the zone registers.
 // It copies z. Like Apply, it must not run beside a Decide or Resume.
 func (t *Translator) SetZones(z Zones) { t.zones = maps.Clone(z) }
+
+// ZoneDatapath is a datapath as zone assignment needs it.
+type ZoneDatapath struct {
+	UUID string // Datapath_Binding UUID: its zones are UUID_dnat, UUID_snat
+	// SNATZone is the zone external_ids:snat-ct-zone asks for, 0 for none.
+	SNATZone uint16
+}
+
+// ZoneDatapaths lists every datapath of the Southbound, by UUID.
+func (t *Translator) ZoneDatapaths() []ZoneDatapath {
+	out := make([]ZoneDatapath, 0, len(t.w.datapaths))
+	for _, uuid := range slices.Sorted(maps.Keys(t.w.datapaths)) {
+		out = append(out, ZoneDatapath{UUID: uuid, SNATZone: uint16(t.w.datapaths[uuid].snatZoneReq)})
+	}
+	return out
+}
 
 // CTCall is a conntrack action as the datapath must run it.
 type CTCall struct {

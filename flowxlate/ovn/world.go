@@ -38,6 +38,7 @@ type datapath struct {
 	// zone the router's common NAT zone (ovn-controller's
 	// get_common_nat_zone).
 	snatCTZone  bool
+	snatZoneReq int // snat-ct-zone's value when it is a zone number, else 0
 	portsByKey  map[uint32]*port
 	mcgroups    map[uint32]*mcgroup
 	mcByName    map[string]*mcgroup
@@ -272,7 +273,11 @@ func buildWorld(sb *Southbound) *world {
 			dp.name = dp.nbUUID
 		}
 		dp.name2 = ids["name2"]
-		_, dp.snatCTZone = ids["snat-ct-zone"]
+		var v string
+		v, dp.snatCTZone = ids["snat-ct-zone"]
+		if n, err := strconv.Atoi(v); err == nil && n > 0 && n <= 65535 {
+			dp.snatZoneReq = n
+		}
 		dp.friendly = shortenUUID(dp.name)
 		if dp.name2 != "" {
 			dp.friendly = shortenUUID(dp.name2)

@@ -5,6 +5,7 @@
 package chassis
 
 import (
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -12,7 +13,10 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/ovsbpf/ovsbpf/ct"
 	"github.com/ovsbpf/ovsbpf/flowxlate/field"
+	"github.com/ovsbpf/ovsbpf/flowxlate/interp"
+	"github.com/ovsbpf/ovsbpf/flowxlate/ir"
 	"github.com/ovsbpf/ovsbpf/flowxlate/ovn"
 	"github.com/ovsbpf/ovsbpf/upcall"
 )
@@ -50,7 +54,11 @@ type Pipeline struct {
 
 	version      atomic.Uint64
 	remoteOutput atomic.Uint64 // outputs to logical ports not on this chassis
-	needCT       atomic.Uint64 // packets dropped for needing conntrack
+	unsupported  atomic.Uint64 // decisions the datapath cannot carry out yet (NAT, forks)
+
+	// Conntrack zones, changed by writers only (under writeMu).
+	zones      *Zones
+	zonesApply func(ZoneUpdate) error
 }
 
 // snapshot is what one decision is made with. It is never changed once
@@ -89,6 +97,49 @@ func (p *Pipeline) newTranslator() *ovn.Translator {
 	return ovn.NewTranslator(ovn.Options{Logger: p.log})
 }
 
+// SetZoneStore starts zone assignment from the zones stored in the
+// integration bridge's external_ids (ct-zone-*). apply is called, before a
+// pipeline using them is published, with every change: it must flush the
+// zones newly assigned and store the change. Without a zone store every
+// zone register stays 0.
+func (p *Pipeline) SetZoneStore(stored map[string]string, apply func(ZoneUpdate) error) {
+	p.writeMu.Lock()
+	defer p.writeMu.Unlock()
+	z, errs := NewZones(stored)
+	for _, err := range errs {
+		p.log.Warn("conntrack zone", "err", err)
+	}
+	p.zones, p.zonesApply = z, apply
+}
+
+// assignZones gives a zone to every bound logical port and two to every
+// datapath (ovn-controller gives them to local datapaths only: those with
+// a bound port, or behind a patch port of one), and hands them to tr. The
+// caller holds writeMu, and tr's lock if tr is published.
+func (p *Pipeline) assignZones(tr *ovn.Translator, byPort map[uint16]string) {
+	if p.zones == nil || tr == nil {
+		return
+	}
+	var users []ZoneUser
+	for _, lp := range byPort {
+		users = append(users, ZoneUser{Name: lp})
+	}
+	for _, dp := range tr.ZoneDatapaths() {
+		users = append(users, ZoneUser{Name: DNATZoneName(dp.UUID)}, ZoneUser{Name: SNATZoneName(dp.UUID), Requested: dp.SNATZone})
+	}
+	up, err := p.zones.Assign(users)
+	if err != nil {
+		p.log.Error("conntrack zones", "err", err)
+	}
+	if !up.Empty() {
+		if err := p.zonesApply(up); err != nil {
+			p.log.Error("cannot flush or store conntrack zones", "err", err)
+		}
+		p.log.Info("conntrack zones assigned", "new", len(up.Assigned), "released", len(up.Released))
+	}
+	tr.SetZones(ovn.Zones(p.zones.All()))
+}
+
 // publish makes s the snapshot handlers decide with, then moves the
 // version on: a handler that reads the new version sees s.
 func (p *Pipeline) publish(s *snapshot) {
@@ -106,6 +157,7 @@ func (p *Pipeline) Load(sb *ovn.Southbound) error {
 		return fmt.Errorf("loading the logical flows: %w", err)
 	}
 	old := p.cur.Load()
+	p.assignZones(tr, old.byPort)
 	p.publish(&snapshot{tr: &translator{tr: tr}, byPort: old.byPort, byLport: old.byLport})
 	st := tr.Stats()
 	p.log.Info("logical pipeline loaded", "logical_flows", st.LogicalFlows, "rules", st.Rules, "skipped", st.Skipped)
@@ -128,11 +180,15 @@ func (p *Pipeline) Apply(ch *ovn.Change) error {
 		} else {
 			tr = old.tr.tr.Rebuilt(ch) // only reads old.tr, as handlers do
 		}
+		p.assignZones(tr, old.byPort)
 		p.publish(&snapshot{tr: &translator{tr: tr}, byPort: old.byPort, byLport: old.byLport})
 		return nil
 	}
 	old.tr.mu.Lock()
 	err := old.tr.tr.Apply(ch)
+	if err == nil {
+		p.assignZones(old.tr.tr, old.byPort)
+	}
 	old.tr.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("applying southbound changes: %w", err)
@@ -154,6 +210,11 @@ func (p *Pipeline) SetBindings(byPort map[uint16]string) bool {
 	for port, lp := range byPort {
 		s.byLport[lp] = port
 	}
+	if old.tr != nil {
+		old.tr.mu.Lock()
+		p.assignZones(old.tr.tr, s.byPort)
+		old.tr.mu.Unlock()
+	}
 	p.publish(s)
 	return true
 }
@@ -174,7 +235,8 @@ func (p *Pipeline) Skipped() []ovn.Skip {
 
 // Process implements upcall.Pipeline: the packet enters the logical
 // network through the logical port bound to its datapath port, and leaves
-// through those of its outputs that are bound here.
+// through those of its outputs that are bound here, or stops at a
+// conntrack action that recirculates.
 func (p *Pipeline) Process(pkt field.Key) (upcall.Decision, error) {
 	s := p.cur.Load()
 	if s.tr == nil {
@@ -190,42 +252,107 @@ func (p *Pipeline) Process(pkt field.Key) (upcall.Decision, error) {
 		return d, nil
 	}
 	s.tr.mu.RLock()
-	res, err := s.tr.tr.ProcessPacket(lport, pkt, ovn.RunOptions{})
+	dec, err := s.tr.tr.Decide(lport, pkt)
 	s.tr.mu.RUnlock()
+	return p.convert(s, d, dec, err)
+}
+
+// Resume implements upcall.Pipeline: the packet goes on from the frozen
+// state a Process (or an earlier Resume) stopped at.
+func (p *Pipeline) Resume(state any, pkt field.Key) (upcall.Decision, error) {
+	s := p.cur.Load()
+	if s.tr == nil {
+		return upcall.Decision{}, ErrNotLoaded
+	}
+	fr, ok := state.(interp.Frozen)
+	if !ok {
+		return upcall.Decision{}, fmt.Errorf("resuming from a %T, not a frozen OVN pipeline", state)
+	}
+	var d upcall.Decision
+	d.Mask.AddField(field.InPort, field.Ones(32))
+	s.tr.mu.RLock()
+	dec, err := s.tr.tr.Resume(fr, pkt)
+	s.tr.mu.RUnlock()
+	return p.convert(s, d, dec, err)
+}
+
+// convert turns the OVN front end's decision into the slow path's: logical
+// ports become datapath ports, conntrack calls become ct parameters.
+func (p *Pipeline) convert(s *snapshot, d upcall.Decision, dec *ovn.Decision, err error) (upcall.Decision, error) {
 	if err != nil {
 		return d, err
 	}
-	d.Mask.Or(&res.Mask)
-	if res.Conntrack {
-		// The interpreter's conntrack answers are ovn-trace's guesses;
-		// forwarding on them could pass what an ACL blocks.
-		p.needCT.Add(1)
-		return upcall.Decision{Mask: d.Mask, NoCache: "the logical flows need conntrack, which the datapath lacks so far"}, nil
+	d.Mask.Or(&dec.Mask)
+	drop := func(why string) (upcall.Decision, error) {
+		return upcall.Decision{Mask: d.Mask, NoCache: why}, nil
 	}
-	if len(res.Errors) > 0 {
-		return upcall.Decision{Mask: d.Mask, NoCache: "pipeline error: " + strings.Join(res.Errors, "; ")}, nil
+	if dec.Unsupported != "" {
+		p.unsupported.Add(1)
+		return drop("the datapath cannot carry this out yet: " + dec.Unsupported)
 	}
-	for _, o := range res.Outputs {
-		port, ok := s.byLport[o.Port]
+	if len(dec.Errors) > 0 {
+		return drop("pipeline error: " + strings.Join(dec.Errors, "; "))
+	}
+	for _, st := range dec.Steps {
+		if st.CT != nil {
+			params, why := ctParams(st.CT)
+			if why != "" {
+				p.unsupported.Add(1)
+				return drop(why)
+			}
+			d.Outputs = append(d.Outputs, upcall.Output{Key: st.Key, Commit: &params})
+			continue
+		}
+		port, ok := s.byLport[st.Port]
 		if !ok {
 			p.remoteOutput.Add(1)
 			continue
 		}
-		d.Outputs = append(d.Outputs, upcall.Output{Port: port, Key: o.Key})
+		d.Outputs = append(d.Outputs, upcall.Output{Port: port, Key: st.Key})
+	}
+	if f := dec.Freeze; f != nil {
+		params, why := ctParams(&f.CT)
+		if why != "" {
+			p.unsupported.Add(1)
+			return drop(why)
+		}
+		d.Freeze = &upcall.Freeze{CT: params, Key: f.Key, State: f.Frozen}
 	}
 	return d, nil
+}
+
+// ctParams turns a conntrack call into the datapath's parameters, or says
+// why the datapath cannot run it yet.
+func ctParams(c *ovn.CTCall) (ct.Params, string) {
+	if c.NAT != nil && c.NAT.Kind != ir.NATNone && c.NAT.Kind != ir.NATAuto {
+		// NATAuto applies a connection's existing binding, and no
+		// connection has one until NAT is built: plain ct.
+		return ct.Params{}, "NAT (" + c.Flavor + ") is not in the datapath yet"
+	}
+	p := ct.Params{Zone: c.Zone, Commit: c.Commit, Force: c.Force}
+	if c.MarkMask != 0 {
+		p.SetMark, p.Mark, p.MarkMask = true, c.Mark, c.MarkMask
+	}
+	if !c.LabelMask.IsZero() {
+		p.SetLabel = true
+		binary.BigEndian.PutUint64(p.Label[:8], c.Label.Hi)
+		binary.BigEndian.PutUint64(p.Label[8:], c.Label.Lo)
+		binary.BigEndian.PutUint64(p.LabelMask[:8], c.LabelMask.Hi)
+		binary.BigEndian.PutUint64(p.LabelMask[8:], c.LabelMask.Lo)
+	}
+	return p, ""
 }
 
 // Stats are the pipeline's own counters.
 type Stats struct {
 	Version       uint64
 	RemoteOutputs uint64 // outputs to logical ports bound elsewhere: not sent (no tunnels yet)
-	NeedConntrack uint64 // packets dropped because their flows need conntrack
+	Unsupported   uint64 // decisions dropped: NAT, or a fork the datapath cannot carry out yet
 	Bindings      int
 }
 
 // Stats returns the pipeline's counters.
 func (p *Pipeline) Stats() Stats {
 	n := len(p.cur.Load().byPort)
-	return Stats{Version: p.Version(), RemoteOutputs: p.remoteOutput.Load(), NeedConntrack: p.needCT.Load(), Bindings: n}
+	return Stats{Version: p.Version(), RemoteOutputs: p.remoteOutput.Load(), Unsupported: p.unsupported.Load(), Bindings: n}
 }
