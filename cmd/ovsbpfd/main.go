@@ -313,6 +313,49 @@ func (d *daemon) register(ctl *unixctl.Server) {
 		d.log.Info("all megaflows deleted from the control socket", "flows", n)
 		return "", nil
 	})
+	ctl.Register("dpctl/dump-conntrack", "[zone=N]", 0, 1, func(args []string) (string, error) {
+		zone, err := zoneArg(args)
+		if err != nil {
+			return "", err
+		}
+		entries, err := d.dp.Conntrack().Dump(zone)
+		if err != nil {
+			return "", err
+		}
+		var b strings.Builder
+		for _, e := range entries {
+			b.WriteString(e.String())
+			b.WriteByte('\n')
+		}
+		return b.String(), nil
+	})
+	ctl.Register("dpctl/flush-conntrack", "[zone=N]", 0, 1, func(args []string) (string, error) {
+		zone, err := zoneArg(args)
+		if err != nil {
+			return "", err
+		}
+		n, err := d.dp.Conntrack().Flush(zone)
+		if err != nil {
+			return "", err
+		}
+		d.log.Info("conntrack flushed from the control socket", "connections", n, "zone", args)
+		return "", nil
+	})
+	ctl.Register("dpctl/ct-stats-show", "[-m] [zone=N]", 0, 2, func(args []string) (string, error) {
+		verbose := len(args) > 0 && args[0] == "-m"
+		if verbose {
+			args = args[1:]
+		}
+		zone, err := zoneArg(args)
+		if err != nil {
+			return "", err
+		}
+		st, err := d.dp.Conntrack().Stats(zone)
+		if err != nil {
+			return "", err
+		}
+		return st.Format(verbose), nil
+	})
 	ctl.Register("dpif/show", "", 0, 0, func([]string) (string, error) { return d.dpifShow() })
 	ctl.Register("upcall/show", "", 0, 0, func([]string) (string, error) { return d.upcallShow() })
 	ctl.Register("exit", "", 0, 0, func([]string) (string, error) {
@@ -320,6 +363,24 @@ func (d *daemon) register(ctl *unixctl.Server) {
 		d.exit()
 		return "", nil
 	})
+}
+
+// zoneArg reads the optional zone=N argument of the dpctl conntrack
+// commands, as ovs-appctl gives it.
+func zoneArg(args []string) (*uint16, error) {
+	if len(args) == 0 {
+		return nil, nil
+	}
+	v, ok := strings.CutPrefix(args[0], "zone=")
+	if !ok {
+		return nil, fmt.Errorf("%q: expected zone=N", args[0])
+	}
+	n, err := strconv.ParseUint(v, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("%q: a zone is a number from 0 to 65535", args[0])
+	}
+	z := uint16(n)
+	return &z, nil
 }
 
 func (d *daemon) dpifShow() (string, error) {
