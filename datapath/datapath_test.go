@@ -15,6 +15,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ovsbpf/ovsbpf/ct"
 	"github.com/ovsbpf/ovsbpf/internal/testframe"
 )
 
@@ -689,10 +690,31 @@ func TestUserspaceAndCTHooks(t *testing.T) {
 	require.Equal(t, UpcallAction, u.Reason)
 	require.Equal(t, f, u.Frame)
 
+	// ct_params 70000 is past the table: the action fails, nothing
+	// leaves and nothing comes up.
+	before, err := d.Counters()
+	require.NoError(t, err)
 	require.Equal(t, uint32(VerdictDrop), run(t, d, f, ifVM2).Verdict)
+	after, err := d.Counters()
+	require.NoError(t, err)
+	require.Equal(t, before.ActionErrors+1, after.ActionErrors)
+
+	// With parameters in place the tracker fills the key, and the
+	// lookup after the recirculation misses with them.
+	require.NoError(t, d.SetCTParams(5, ct.Params{Zone: 3}))
+	require.NoError(t, d.DeleteFlow(maskOf(mInPort), Key{InPort: 2}))
+	_, err = d.PutFlow(maskOf(mInPort, mRecirc), Key{InPort: 2}, []Action{CT(5), Recirc(1)})
+	require.NoError(t, err)
+	require.Equal(t, uint32(VerdictDrop), run(t, d, f, ifVM2).Verdict)
+	after2, err := d.Counters()
+	require.NoError(t, err)
+	require.Equal(t, after.ActionErrors, after2.ActionErrors, "%+v", after2)
 	u = readUpcall(t, rd)
-	require.Equal(t, UpcallCT, u.Reason)
-	require.Equal(t, uint16(2), u.Key.N.InPort)
+	require.Equal(t, UpcallMiss, u.Reason)
+	require.Equal(t, uint32(1), u.Key.N.RecircId)
+	require.Equal(t, ct.StateNew|ct.StateTrk, u.Key.N.CtState, "a first packet without commit is new, and nothing is stored")
+	require.Equal(t, uint16(3), u.Key.N.CtZone)
+	require.Zero(t, d.Conntrack().NConns())
 	require.Equal(t, "ct(params=5),recirc(0x1)", FormatActions([]Action{CT(5), Recirc(1)}))
 	require.Equal(t, "ct(params=4294967295),recirc(0x12345678)", FormatActions([]Action{CT(0xffffffff), Recirc(0x12345678)}))
 }
