@@ -48,6 +48,9 @@ Southbound database, and the datapath that runs it.
   ovsbpfctl dpctl/dump-flows  the datapath's megaflows (from a running ovsbpfd)
   ovsbpfctl dpif/show         datapath counters and ports
   ovsbpfctl upcall/show       slow-path counters and handler latency
+  ovsbpfctl dpctl/dump-conntrack [zone=N]  connections the eBPF conntrack tracks
+  ovsbpfctl dpctl/flush-conntrack [zone=N] delete tracked connections
+  ovsbpfctl dpctl/ct-stats-show [-m] [zone=N]  connections by protocol
   ovsbpfctl appctl CMD        any ovsbpfd control command, as ovs-appctl does`,
 		SilenceUsage:  true,
 		SilenceErrors: true,

@@ -3,6 +3,7 @@ package chassis
 import (
 	"fmt"
 	"net"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +71,21 @@ func TestStatefulACL(t *testing.T) {
 	require.Regexp(t, `icmp,orig=\(src=10\.0\.0\.1,dst=10\.0\.0\.2,id=\d+,type=8,code=0\),reply=\(src=10\.0\.0\.2,dst=10\.0\.0\.1,id=\d+,type=0,code=0\),zone=`+zone["vm1"], dump)
 	require.Regexp(t, `tcp,orig=\(src=10\.0\.0\.1,dst=10\.0\.0\.2,sport=\d+,dport=\d+\),reply=.*zone=`+zone["vm2"], dump,
 		"the connection is tracked in both VMs' zones, as OVN commits it in ingress and egress")
+	// The same through ovsbpfctl, and per zone.
+	out, err := exec.Command(ovsbpfctl, "dpctl/dump-conntrack", "-t", ch.control).CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Equal(t, dump, string(out))
+	inVM2 := ch.mustAppctl(t, "dpctl/dump-conntrack", "zone="+zone["vm2"])
+	for _, line := range strings.Split(strings.TrimSpace(inVM2), "\n") {
+		require.True(t, strings.HasSuffix(line, ",zone="+zone["vm2"]) || strings.Contains(line, ",zone="+zone["vm2"]+","),
+			"zone=%s shows only that zone: %s", zone["vm2"], line)
+	}
+	// What vm2 started was committed on its way in (vm2's zone), and
+	// dropped before vm1's egress could track it in vm1's.
+	require.Regexp(t, `src=10\.0\.0\.2,dst=10\.0\.0\.1,.*zone=`+zone["vm2"], inVM2)
+	require.NotRegexp(t, `(?m)orig=\(src=10\.0\.0\.2,dst=10\.0\.0\.1,.*zone=`+zone["vm1"]+`(,|$)`, dump)
+	require.Contains(t, ch.mustAppctl(t, "dpctl/ct-stats-show"), "TCP: ")
+
 	flows := ch.mustAppctl(t, "dpctl/dump-flows")
 	require.Contains(t, flows, "ct(params=", "megaflows run conntrack in the datapath")
 	require.Contains(t, flows, "recirc(", "and recirculate")
