@@ -9,8 +9,10 @@
 #      slow path's counters are shown;
 #   2. an ACL and a load balancer are added, and ovsbpfctl traces packets
 #      through the topology beside ovn-trace on the same Southbound database;
-#   3. traffic that the ACL makes stateful is dropped and counted, since
-#      the datapath has no conntrack yet.
+#   3. traffic through the stateful ACL, forwarded by eBPF conntrack: TCP to
+#      port 80 gets through, anything else to vm3 does not, and the tracked
+#      connections are listed with dpctl/dump-conntrack. The load balancer
+#      needs NAT, which the datapath lacks so far: it is removed first.
 #
 # As root it does all three; otherwise only the traces. Everything it creates
 # (processes, namespaces, files) is removed when it exits.
@@ -186,10 +188,27 @@ say "$ok of $total traces agree with ovn-trace"
 "$ctl" lflow check --db "$OVN_SB_DB"
 
 if [[ $EUID -eq 0 ]]; then
-	say "Stateful traffic needs conntrack, which the datapath lacks so far: it is dropped and counted"
+	say "Stateful traffic, through eBPF conntrack (the ACL takes only TCP port 80 into vm3)"
+	# The load balancer needs NAT, which the datapath lacks so far, and
+	# its hairpin flows read the connection's original destination,
+	# which megaflows cannot match yet (every packet would take the slow
+	# path, and one larger than an upcall carries is dropped): off it goes.
+	echo "\$ ovn-nbctl ls-lb-del sw0 lb0   (load balancing needs NAT, not in the datapath yet)"
+	nb --wait=sb ls-lb-del sw0 lb0
 	sleep 0.5
-	echo "\$ vm1: ping -c 2 10.0.1.13"
-	ip netns exec ovsbpf-demo-vm1 ping -n -c 2 -i 0.2 -W 1 10.0.1.13 | tail -2 || true
-	appctl upcall/show | grep -E "dropped|installed"
+	vmrun() { ip netns exec "ovsbpf-demo-$1" "${@:2}"; }
+	echo "\$ vm3 serves TCP on port 80; vm1 sends it 10 MB through the router and the ACL"
+	vmrun vm3 iperf3 -s -1 -p 80 -D --pidfile "$dir/iperf2.pid" >/dev/null
+	sleep 0.3
+	vmrun vm1 timeout 60 iperf3 -c 10.0.1.13 -p 80 -n 10M | grep -E "receiver" || true
+	echo "\$ vm1: ping -c 2 10.0.1.13   (the ACL drops what is not TCP port 80)"
+	vmrun vm1 ping -n -c 2 -i 0.2 -W 1 10.0.1.13 | grep -E "transmitted" || true
+	echo "\$ vm1: TCP to 10.0.1.13 port 22   (dropped, so no answer at all)"
+	if vmrun vm1 timeout 3 bash -c 'exec 3<>/dev/tcp/10.0.1.13/22' 2>/dev/null; then echo "   connected (unexpected)"; else echo "   no connection"; fi
+	say "The connections conntrack tracks (ovs-appctl -t $dir/ovsbpfd.ctl dpctl/dump-conntrack)"
+	appctl dpctl/dump-conntrack
+	appctl dpctl/ct-stats-show
+	say "The megaflows now run ct and recirculate (dpctl/dump-flows, the stateful ones)"
+	appctl dpctl/dump-flows | grep -E "ct\(|recirc_id\(0x" | head -8
 fi
 [[ $ok -eq $total ]]
