@@ -224,20 +224,11 @@ func rewrite(from, to *field.Key) ([]datapath.Action, error) {
 
 // fixed reports whether id is a packet field the datapath cannot rewrite.
 func fixed(id field.ID) bool {
-	return !pipelineState(id) && !conntrackState(id) && !rewritable[id] && id != field.InPort && !shares(id)
-}
-
-// conntrackState reports whether id is a conntrack field: not a header
-// but what the datapath's last ct action said, so a pipeline's change to
-// it (ct_clear, crossing a patch port, a commit) is no rewrite. The next
-// lookup that reads it comes after the next ct, which sets it anew.
-func conntrackState(id field.ID) bool {
-	switch id {
-	case field.CTState, field.CTZone, field.CTMark, field.CTLabel, field.CTNwSrc, field.CTNwDst,
-		field.CTIPv6Src, field.CTIPv6Dst, field.CTNwProto, field.CTTpSrc, field.CTTpDst:
-		return true
-	}
-	return false
+	// A conntrack field is what the datapath's last ct action said, not
+	// a header, so a pipeline's change to it (ct_clear, crossing a patch
+	// port, a commit) is no rewrite: the next lookup that reads it comes
+	// after the next ct, which sets it anew.
+	return !pipelineState(id) && !field.IsConntrack(id) && !rewritable[id] && id != field.InPort && !shares(id)
 }
 
 // unrewritable has every bit of the key set that a fixed field stores, so

@@ -266,6 +266,18 @@ func ByName(name string) (*Desc, bool) {
 	return nil, false
 }
 
+// IsConntrack reports whether id is one of the conntrack fields (ct_state
+// up to ct_tp_dst): what the last ct action said of the packet's
+// connection, not a header of the packet.
+func IsConntrack(id ID) bool { return id >= CTState && id <= CTTpDst }
+
+// ClearConntrack zeroes k's conntrack fields, as ct_clear does.
+func ClearConntrack(k *Key) {
+	for id := CTState; id <= CTTpDst; id++ {
+		k.Set(id, Value{})
+	}
+}
+
 // IsRegister reports whether id is one of the general-purpose registers
 // (reg, xreg, xxreg), whose changes are pipeline state, not packet changes.
 func IsRegister(id ID) bool { return id >= Reg0 && id < numIDs }

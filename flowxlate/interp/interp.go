@@ -490,11 +490,7 @@ func (c *ctx) exec(a ir.Action) (stop bool) {
 		k := *c.key
 		c.WithKey(&k).Sub(trace.Transformation, "clone").Exec(a.Body)
 	case *ir.CTClear:
-		for _, id := range []field.ID{field.CTState, field.CTZone, field.CTMark, field.CTLabel,
-			field.CTNwSrc, field.CTNwDst, field.CTIPv6Src, field.CTIPv6Dst,
-			field.CTNwProto, field.CTTpSrc, field.CTTpDst} {
-			c.key.Set(id, field.Value{})
-		}
+		field.ClearConntrack(c.key)
 	case *ir.CT:
 		c.conntrack(a)
 	case *ir.Ext:

@@ -290,7 +290,7 @@ func TestDecideMaskIsSufficient(t *testing.T) {
 	// Pass 0: the parser zeroes the conntrack fields, and the front end
 	// starts with zero registers.
 	pass0 := func(k field.Key) field.Key {
-		clearCT(&k)
+		field.ClearConntrack(&k)
 		k.Set(field.Metadata, field.Value{})
 		for i := 0; i < field.NumRegs; i++ {
 			k.Set(field.Reg(i), field.Value{})
@@ -372,8 +372,8 @@ func keyDiff(out, in field.Key) keyChange {
 	var ch keyChange
 	if out.Get(field.CTState).IsZero() && !in.Get(field.CTState).IsZero() {
 		ch.CTCleared = true
-		clearCT(&out)
-		clearCT(&in)
+		field.ClearConntrack(&out)
+		field.ClearConntrack(&in)
 	}
 	for i := range out {
 		out[i] ^= in[i]

@@ -71,15 +71,6 @@ func (e *Env) loadZones(k *field.Key, p *port, ctOnly bool) {
 	}
 }
 
-// clearCT forgets the packet's conntrack state, as ct_clear does.
-func clearCT(k *field.Key) {
-	for _, id := range []field.ID{field.CTState, field.CTZone, field.CTMark, field.CTLabel,
-		field.CTNwSrc, field.CTNwDst, field.CTIPv6Src, field.CTIPv6Dst,
-		field.CTNwProto, field.CTTpSrc, field.CTTpDst} {
-		k.Set(id, field.Value{})
-	}
-}
-
 // dp returns the datapath whose pipeline c runs in.
 func (e *Env) dp(c ir.ExecContext) *datapath {
 	if d := e.w.dpByKey[c.Pipeline().Domain]; d != nil {
@@ -152,7 +143,7 @@ func (e *Env) Output(c ir.ExecContext) {
 				// ovn-controller's patch port flow: ct_clear, the
 				// zones, flags and logical registers cleared, the
 				// peer's zones loaded.
-				clearCT(&k)
+				field.ClearConntrack(&k)
 				for i := 0; i < numLogRegs; i++ {
 					k.Set(field.Reg(i), field.Value{})
 				}
