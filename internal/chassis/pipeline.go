@@ -5,7 +5,6 @@
 package chassis
 
 import (
-	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -335,10 +334,8 @@ func ctParams(c *ovn.CTCall) (ct.Params, string) {
 	}
 	if !c.LabelMask.IsZero() {
 		p.SetLabel = true
-		binary.BigEndian.PutUint64(p.Label[:8], c.Label.Hi)
-		binary.BigEndian.PutUint64(p.Label[8:], c.Label.Lo)
-		binary.BigEndian.PutUint64(p.LabelMask[:8], c.LabelMask.Hi)
-		binary.BigEndian.PutUint64(p.LabelMask[8:], c.LabelMask.Lo)
+		c.Label.PutBytes(p.Label[:])
+		c.LabelMask.PutBytes(p.LabelMask[:])
 	}
 	return p, ""
 }
